@@ -1,0 +1,23 @@
+"""kerasnets: lightweight image-classification networks for tf_keras, ready for QAT, TFLite and
+phones.
+
+    import kerasnets
+    model = kerasnets.MobileNetV3Large(input_shape=(224, 224, 3), classes=1000)
+    kerasnets.list_models()
+    kerasnets.create_model("mobilenet_v3_small", alpha=0.75)
+    print(kerasnets.profile(model))
+"""
+
+from kerasnets import layers
+from kerasnets.mobilenet_v1 import MobileNet, MobileNetV1
+from kerasnets.mobilenet_v2 import MobileNetV2
+from kerasnets.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
+from kerasnets.profiler import Profile, profile
+from kerasnets.registry import create_model, list_models
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MobileNet", "MobileNetV1", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
+    "Profile", "profile", "create_model", "list_models", "layers",
+]

@@ -1,0 +1,182 @@
+"""Shared building blocks: conv-BN-activation, depthwise separable, inverted residual with linear
+bottleneck, squeeze-and-excite.
+
+Every op is a Keras layer with a deterministic name. Names follow the keras.applications twin of
+each family (a ``BlockNames`` scheme per family), because names are the contract for weight
+import and per-layer profiles.
+"""
+
+import dataclasses
+
+from kerasnets._keras import layers
+from kerasnets.convention import correct_pad
+from kerasnets.layers import HardSigmoid, HardSwish, StochasticDepth
+
+ACTIVATIONS = ("relu", "relu6", "hard_swish", "hard_sigmoid")
+
+
+def make_divisible(value, divisor=8, min_value=None):
+    """Returns ``value`` rounded to a multiple of ``divisor``, never more than 10% below it.
+
+    The channel rounding of the MobileNetV2/V3 reference code (``_make_divisible``/``_depth``).
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def activation_layer(kind, name):
+    """Returns a new Keras layer applying activation ``kind`` (one of ``ACTIVATIONS``)."""
+    if kind == "relu":
+        return layers.ReLU(name=name)
+    if kind == "relu6":
+        return layers.ReLU(6.0, name=name)
+    if kind == "hard_swish":
+        return HardSwish(name=name)
+    if kind == "hard_sigmoid":
+        return HardSigmoid(name=name)
+    raise ValueError(f"activation must be one of {ACTIVATIONS}; received {kind!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class BNConfig:
+    """BatchNormalization settings of a family (keras.applications' choices)."""
+
+    epsilon: float = 1e-3
+    momentum: float = 0.99
+
+
+def batch_norm(x, name, bn):
+    """Returns ``x`` after a channels-last BatchNormalization named ``name``."""
+    return layers.BatchNormalization(
+        axis=-1, epsilon=bn.epsilon, momentum=bn.momentum, name=name
+    )(x)
+
+
+def conv_bn_act(x, filters, kernel_size, strides, activation, names, bn, use_bias=False):
+    """Returns ``activation(BN(conv(x)))`` with 'same' padding.
+
+    Args:
+      names: ``(conv_name, bn_name, act_name)``.
+      activation: one of ``ACTIVATIONS`` or None (linear).
+    """
+    conv_name, bn_name, act_name = names
+    x = layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=use_bias,
+        name=conv_name,
+    )(x)
+    x = batch_norm(x, bn_name, bn)
+    if activation is not None:
+        x = activation_layer(activation, act_name)(x)
+    return x
+
+
+def depthwise_separable(x, pointwise_filters, strides, depth_multiplier, block_id, bn):
+    """Returns the MobileNetV1 block: 3x3 depthwise-BN-ReLU6, then 1x1 pointwise-BN-ReLU6.
+
+    Layer names are keras.applications.MobileNet's (``conv_dw_{id}``, ``conv_pw_{id}``, ...).
+    """
+    if strides == 1:
+        padding = "same"
+    else:
+        x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"conv_pad_{block_id}")(x)
+        padding = "valid"
+    x = layers.DepthwiseConv2D(
+        3, strides=strides, padding=padding, depth_multiplier=depth_multiplier,
+        use_bias=False, name=f"conv_dw_{block_id}",
+    )(x)
+    x = batch_norm(x, f"conv_dw_{block_id}_bn", bn)
+    x = activation_layer("relu6", f"conv_dw_{block_id}_relu")(x)
+    return conv_bn_act(
+        x, pointwise_filters, 1, 1, "relu6",
+        (f"conv_pw_{block_id}", f"conv_pw_{block_id}_bn", f"conv_pw_{block_id}_relu"), bn,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockNames:
+    """Suffixes of an inverted-residual block's layers, after the block prefix."""
+
+    expand: str
+    expand_bn: str
+    expand_act: str
+    pad: str
+    depthwise: str
+    depthwise_bn: str
+    depthwise_act: str
+    squeeze_excite: str
+    project: str
+    project_bn: str
+    drop_path: str
+    add: str
+
+
+# keras.applications.MobileNetV2 names: block_3_expand, block_3_expand_BN, ...
+V2_NAMES = BlockNames(
+    "expand", "expand_BN", "expand_relu", "pad", "depthwise", "depthwise_BN", "depthwise_relu",
+    "squeeze_excite/", "project", "project_BN", "drop_path", "add",
+)
+# keras.applications.MobileNetV3 names: expanded_conv_3/expand, expanded_conv_3/expand/BatchNorm...
+V3_NAMES = BlockNames(
+    "expand", "expand/BatchNorm", "expand/activation", "depthwise/pad", "depthwise",
+    "depthwise/BatchNorm", "depthwise/activation", "squeeze_excite/", "project",
+    "project/BatchNorm", "drop_path", "Add",
+)
+
+
+def squeeze_excite(x, filters, squeeze_filters, prefix):
+    """Returns ``x * hard_sigmoid(conv(relu(conv(avgpool(x)))))``, MobileNetV3's SE module.
+
+    Squeeze-and-excite (Hu et al., 2018) with MobileNetV3's hard-sigmoid gate; layer names are
+    keras.applications.MobileNetV3's.
+    """
+    s = layers.GlobalAveragePooling2D(keepdims=True, name=prefix + "AvgPool")(x)
+    s = layers.Conv2D(squeeze_filters, 1, padding="same", name=prefix + "Conv")(s)
+    s = layers.ReLU(name=prefix + "Relu")(s)
+    s = layers.Conv2D(filters, 1, padding="same", name=prefix + "Conv_1")(s)
+    s = HardSigmoid(name=prefix + "hard_sigmoid")(s)
+    return layers.Multiply(name=prefix + "Mul")([x, s])
+
+
+def inverted_residual(x, *, expanded, filters, kernel_size, strides, activation,
+                      squeeze_filters, prefix, names, bn, drop_path_rate=0.0):
+    """Returns the inverted residual block with linear bottleneck (MobileNetV2, Sandler et al.
+    2018, Table 1), optionally with squeeze-and-excite (MobileNetV3).
+
+    1x1 expansion conv-BN-act (skipped when ``expanded`` equals the input channels of the first
+    block, as in the papers' first bottleneck), depthwise conv-BN-act, optional SE, 1x1 linear
+    projection conv-BN (no activation: the linear bottleneck), and an identity shortcut when
+    stride is 1 and the channels match, with optional stochastic depth on the residual branch.
+
+    Args:
+      expanded: expansion channels, or None for a block without expansion conv.
+      squeeze_filters: SE bottleneck channels, or None for no SE.
+      prefix: the block's layer-name prefix; ``names`` gives the suffixes.
+    """
+    shortcut = x
+    in_channels = x.shape[-1]
+    if expanded is not None:
+        x = conv_bn_act(
+            x, expanded, 1, 1, activation,
+            (prefix + names.expand, prefix + names.expand_bn, prefix + names.expand_act), bn,
+        )
+    channels = x.shape[-1]
+    if strides == 2:
+        x = layers.ZeroPadding2D(correct_pad(x, kernel_size), name=prefix + names.pad)(x)
+    x = layers.DepthwiseConv2D(
+        kernel_size, strides=strides, padding="same" if strides == 1 else "valid",
+        use_bias=False, name=prefix + names.depthwise,
+    )(x)
+    x = batch_norm(x, prefix + names.depthwise_bn, bn)
+    x = activation_layer(activation, prefix + names.depthwise_act)(x)
+    if squeeze_filters is not None:
+        x = squeeze_excite(x, channels, squeeze_filters, prefix + names.squeeze_excite)
+    x = layers.Conv2D(filters, 1, padding="same", use_bias=False, name=prefix + names.project)(x)
+    x = batch_norm(x, prefix + names.project_bn, bn)
+    if strides == 1 and in_channels == filters:
+        if drop_path_rate > 0:
+            x = StochasticDepth(drop_path_rate, name=prefix + names.drop_path)(x)
+        x = layers.Add(name=prefix + names.add)([shortcut, x])
+    return x

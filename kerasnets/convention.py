@@ -1,0 +1,166 @@
+"""The keras.applications calling convention, shared by every kerasnets builder.
+
+``input_shape, include_top, weights, input_tensor, pooling, classes, classifier_activation,
+dropout_rate``: arguments are validated here, at the public boundary, so that a bad value raises
+a ``ValueError`` naming the argument, the value and what is allowed, never a shape error from deep
+inside TensorFlow.
+"""
+
+import numbers
+import os
+
+from kerasnets._keras import backend, keras, layers
+
+POOLING_CHOICES = (None, "avg", "max")
+CHANNEL_CHOICES = (1, 3)
+
+
+def check_positive_number(name, value, allow_zero=False):
+    """Returns ``value`` as a float after checking it is a positive (or non-negative) number."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        allowed = "a number >= 0" if allow_zero else "a number > 0"
+        raise ValueError(f"`{name}` must be {allowed}; received {name}={value!r}")
+    return float(value)
+
+
+def check_positive_int(name, value):
+    """Returns ``value`` after checking it is a positive integer."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer; received {name}={value!r}")
+    return int(value)
+
+
+def check_rate(name, value):
+    """Returns ``value`` as a float after checking it is a probability in ``[0, 1)``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value < 1:
+        raise ValueError(f"`{name}` must be a number in [0, 1); received {name}={value!r}")
+    return float(value)
+
+
+def check_common_args(weights, include_top, pooling, classes, classifier_activation,
+                      dropout_rate=0.0):
+    """Validates the arguments every builder shares; returns nothing, raises ``ValueError``."""
+    if weights is not None:
+        if not isinstance(weights, (str, os.PathLike)):
+            raise ValueError(
+                "`weights` must be None (random initialization) or the path to a weights file "
+                f"(.h5); received weights={weights!r}. kerasnets never downloads weights."
+            )
+        if not os.path.isfile(weights):
+            hint = (" kerasnets never downloads weights: pass the path of a downloaded "
+                    "keras.applications .h5 file.") if str(weights) == "imagenet" else ""
+            raise ValueError(
+                f"`weights` must be None or the path to an existing weights file; received "
+                f"weights={str(weights)!r}, which is not a file.{hint}"
+            )
+    if not isinstance(include_top, bool):
+        raise ValueError(f"`include_top` must be True or False; received include_top={include_top!r}")
+    if pooling not in POOLING_CHOICES:
+        raise ValueError(
+            f"`pooling` must be one of {POOLING_CHOICES}; received pooling={pooling!r}"
+        )
+    check_positive_int("classes", classes)
+    try:
+        keras.activations.get(classifier_activation)
+    except ValueError as err:
+        raise ValueError(
+            "`classifier_activation` must be None or a Keras activation name or callable; "
+            f"received classifier_activation={classifier_activation!r}"
+        ) from err
+    check_rate("dropout_rate", dropout_rate)
+
+
+def model_input(input_shape, input_tensor, default_size, min_size, include_top,
+                static_when_top=True):
+    """Returns ``(img_input, model_inputs)`` for a builder, after validating the input shape.
+
+    Args:
+      input_shape: ``(rows, cols, channels)`` or None. ``None`` rows/cols are allowed when the
+        network ends in global pooling.
+      input_tensor: optional Keras tensor to build the model on.
+      default_size: square size used when neither ``input_shape`` nor ``input_tensor`` is given.
+        ``None`` means a dynamic ``(None, None, 3)`` input (MobileNetV3, as keras.applications).
+      min_size: the smallest rows/cols the network can take.
+      include_top: whether the classifier head is built.
+      static_when_top: whether the head needs a static spatial size (flatten/reshape heads).
+    """
+    if input_tensor is not None and not backend.is_keras_tensor(input_tensor):
+        raise ValueError(
+            "`input_tensor` must be a Keras tensor (the output of `keras.Input` or a layer); "
+            f"received input_tensor of type {type(input_tensor).__name__}"
+        )
+    if input_shape is None:
+        if input_tensor is not None:
+            input_shape = tuple(backend.int_shape(input_tensor)[1:])
+        elif default_size is None:
+            input_shape = (None, None, 3)
+        else:
+            input_shape = (default_size, default_size, 3)
+    try:
+        input_shape = tuple(None if d is None else int(d) for d in input_shape)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            "`input_shape` must be a tuple (rows, cols, channels); "
+            f"received input_shape={input_shape!r}"
+        ) from err
+    if len(input_shape) != 3:
+        raise ValueError(
+            "`input_shape` must be a tuple (rows, cols, channels) (channels last); "
+            f"received input_shape={input_shape!r}"
+        )
+    rows, cols, channels = input_shape
+    if channels not in CHANNEL_CHOICES:
+        raise ValueError(
+            f"`input_shape` must have {' or '.join(map(str, CHANNEL_CHOICES))} channels (last "
+            f"axis); received input_shape={input_shape!r}"
+        )
+    for dim in (rows, cols):
+        if dim is not None and dim < min_size:
+            raise ValueError(
+                f"`input_shape` rows and cols must be at least {min_size} for this network; "
+                f"received input_shape={input_shape!r}"
+            )
+        if dim is None and include_top and static_when_top:
+            raise ValueError(
+                "`input_shape` must have static rows and cols when include_top=True for this "
+                f"network; received input_shape={input_shape!r}"
+            )
+    if input_tensor is not None:
+        tensor_shape = tuple(backend.int_shape(input_tensor)[1:])
+        if tensor_shape != input_shape:
+            raise ValueError(
+                f"`input_shape`={input_shape!r} does not match the shape of `input_tensor` "
+                f"{tensor_shape!r}"
+            )
+        img_input = input_tensor
+        model_inputs = keras.utils.get_source_inputs(input_tensor)
+    else:
+        img_input = layers.Input(shape=input_shape)
+        model_inputs = img_input
+    return img_input, model_inputs
+
+
+def pool_features(x, pooling, name_prefix=""):
+    """Returns ``x`` after the optional ``pooling`` of a headless (include_top=False) model."""
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name=name_prefix + "avg_pool")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name=name_prefix + "max_pool")(x)
+    return x
+
+
+def correct_pad(x, kernel_size):
+    """Returns the ``((top, bottom), (left, right))`` zero padding for a stride-2 'valid' conv.
+
+    Pads like TensorFlow's 'same' for even input sizes (one more pixel at the end) and keeps that
+    asymmetry when the size is unknown, as keras.applications does.
+    """
+    size = backend.int_shape(x)[1:3]
+    if isinstance(kernel_size, int):
+        kernel_size = (kernel_size, kernel_size)
+    adjust = (1, 1) if size[0] is None else (1 - size[0] % 2, 1 - size[1] % 2)
+    half = (kernel_size[0] // 2, kernel_size[1] // 2)
+    return ((half[0] - adjust[0], half[0]), (half[1] - adjust[1], half[1]))
