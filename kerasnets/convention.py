@@ -99,6 +99,11 @@ def model_input(input_shape, input_tensor, default_size, min_size, include_top,
             input_shape = (None, None, 3)
         else:
             input_shape = (default_size, default_size, 3)
+    if not isinstance(input_shape, (tuple, list)):
+        raise ValueError(
+            "`input_shape` must be a tuple (rows, cols, channels); "
+            f"received input_shape={input_shape!r}"
+        )
     try:
         input_shape = tuple(None if d is None else int(d) for d in input_shape)
     except (TypeError, ValueError) as err:
