@@ -686,7 +686,7 @@ def test_usage_errors_exit_2(tmp_path, models, binary, capsys):
     with pytest.raises(SystemExit) as exit_info:
         benchmark.main([str(tmp_path / "missing.tflite"), "--out", str(tmp_path / "o.jsonl"),
                         "--benchmark-binary", str(binary)])
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == benchmark.EXIT_USAGE
     assert "missing.tflite" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         benchmark.main([str(models[0]), "--out", str(tmp_path / "o.jsonl")])
