@@ -126,5 +126,5 @@ def test_command_line_errors(tmp_path):
     assert report.main([str(empty), "--out", str(tmp_path / "o")]) == report.EXIT_NO_DATA
     with pytest.raises(SystemExit) as exit_info:
         report.main([str(tmp_path / "missing.jsonl")])
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == report.EXIT_USAGE
     assert not Path(tmp_path / "o" / "latency.md").exists()
