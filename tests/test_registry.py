@@ -12,7 +12,13 @@ from kerasnets.registry import get_entry
 
 ALL = kerasnets.list_models()
 TWINS = [n for n in ALL if get_entry(n).keras_twin]
-SIZE = 32  # parameter counts do not depend on the input size; 32 is every family's minimum
+
+
+def small_shape(name):
+    """Returns the smallest input shape a registered model takes (parameter counts do not depend
+    on the input size, so tests build small models)."""
+    size = max(32, get_entry(name).min_size)
+    return (size, size, 3)
 
 
 def keras_twin(name, **kwargs):
@@ -64,17 +70,17 @@ def test_create_model_passes_arguments():
 def test_keras_twin_params_and_weights(name, include_top, real_images, tmp_path):
     """Same parameter count as keras.applications, and its weight file (full or no-top) gives
     identical outputs on real images."""
-    theirs = keras_twin(name, input_shape=(SIZE, SIZE, 3), include_top=include_top, classes=10)
+    theirs = keras_twin(name, input_shape=small_shape(name), include_top=include_top, classes=10)
     randomize_batchnorm(theirs)
     path = tmp_path / "keras_twin.h5"
     theirs.save_weights(str(path))
-    ours = kerasnets.create_model(name, input_shape=(SIZE, SIZE, 3), include_top=include_top,
+    ours = kerasnets.create_model(name, input_shape=small_shape(name), include_top=include_top,
                                   classes=10, weights=str(path))
     assert ours.count_params() == theirs.count_params()
     assert ours.output_shape == theirs.output_shape
     # Both models see the same real images; the scale does not matter for equality. Had the
     # weights not loaded, ours would keep its own random initialization and differ.
-    x = real_images / 127.5 - 1.0
+    x = tf_keras.layers.Resizing(*small_shape(name)[:2])(real_images / 127.5 - 1.0)
     expected = theirs(x, training=False).numpy()
     got = ours(x, training=False).numpy()
     assert np.max(np.abs(expected - got)) <= 1e-5
@@ -82,13 +88,13 @@ def test_keras_twin_params_and_weights(name, include_top, real_images, tmp_path)
 
 @pytest.mark.parametrize("name", ALL)
 def test_pure_keras_layers_and_keras_format_round_trip(name, tmp_path, real_images):
-    model = kerasnets.create_model(name, input_shape=(SIZE, SIZE, 3), classes=4)
+    model = kerasnets.create_model(name, input_shape=small_shape(name), classes=4)
     kinds = {type(layer).__name__ for layer in model.layers}
     assert not kinds & {"TFOpLambda", "SlicingOpLambda", "Lambda"}
     path = tmp_path / "model.keras"
     model.save(str(path))
     loaded = tf_keras.models.load_model(str(path))
-    x = real_images[:4]
+    x = tf_keras.layers.Resizing(*small_shape(name)[:2])(real_images[:4])
     np.testing.assert_allclose(loaded(x, training=False).numpy(),
                                model(x, training=False).numpy(), atol=1e-6)
     assert [type(layer).__name__ for layer in loaded.layers] == \
