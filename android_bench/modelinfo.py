@@ -18,6 +18,7 @@ QUANTIZE/DEQUANTIZE at its ends) still reads as "int8".
 
 import collections
 import hashlib
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +88,11 @@ def tflite_precision(path):
     data = Path(path).read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ValueError(f"model_path={str(path)!r} is not a TFLite flatbuffer (no 'TFL3' tag)")
-    model = schema.Model.GetRootAsModel(data, 0)
-    activations, weights = _tensor_type_counts(model)
+    try:
+        activations, weights = _tensor_type_counts(schema.Model.GetRootAsModel(data, 0))
+    except (IndexError, TypeError, struct.error) as error:
+        raise ValueError(f"model_path={str(path)!r} is not a readable TFLite flatbuffer: "
+                         f"{error}") from None
     activation = activations.most_common(1)[0][0] if activations else "float32"
     weight = weights.most_common(1)[0][0] if weights else activation
     if activation in ("int8", "uint8"):
@@ -111,7 +115,7 @@ def model_info(path):
     path = Path(path).resolve()
     try:
         precision = tflite_precision(path)
-    except (ValueError, IndexError, TypeError):
+    except ValueError:
         precision = None
     return {
         "model_path": str(path),

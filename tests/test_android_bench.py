@@ -237,6 +237,10 @@ def test_precision_from_tensor_types(tmp_path):
     (tmp_path / "junk.tflite").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="TFL3"):
         tflite_precision(tmp_path / "junk.tflite")
+    # The tag, then a root offset past the end of the file.
+    (tmp_path / "torn.tflite").write_bytes(b"\xff\xff\x00\x00TFL3" + bytes(8))
+    with pytest.raises(ValueError, match="not a readable TFLite flatbuffer"):
+        tflite_precision(tmp_path / "torn.tflite")
 
 
 def elf_header(machine, elf_class):
