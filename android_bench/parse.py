@@ -53,6 +53,9 @@ _SUMMARY_LABELS = {
     "Inference (avg)": "avg_us",
 }
 _OLD_SUMMARY_LABELS = {"Warmup": "warmup_avg_us", "Init": "init_us", "no stats": "avg_us"}
+# The patterns never match the same line ("Average inference ..." has a lower-case "i").
+_SUMMARIES = ((_SUMMARY, _SUMMARY_LABELS), (_OLD_SUMMARY, _OLD_SUMMARY_LABELS))
+_MEMORY_LINES = ((_MEMORY_DELTA, "delta"), (_MEMORY_PEAK_OLD, "peak"))
 
 TIMING_FIELDS = (
     "init_us",
@@ -115,30 +118,18 @@ def parse_benchmark_output(text):
     summary = None
     for line in text.splitlines():
         line = line.rstrip("\r")
-        old = _OLD_SUMMARY.search(line)
-        modern = None if old else _SUMMARY.search(line)
-        if old:
-            summary = _summary(old.group(1), _OLD_SUMMARY_LABELS)
-            continue
-        if modern:
-            summary = _summary(modern.group(1), _SUMMARY_LABELS)
-            continue
+        for pattern, labels in _SUMMARIES:
+            match = pattern.search(line)
+            if match:
+                summary = _summary(match.group(1), labels)
         stat = _STAT_LINE.search(line)
         if stat:
             stats.append(_stat_line(stat.group(2), int(stat.group(1))))
-            continue
-        memory = _MEMORY_DELTA.search(line)
-        if memory:
-            result["memory_init_mb"] = float(memory.group(1))
-            result["memory_overall_mb"] = float(memory.group(2))
-            result["memory_kind"] = "delta"
-            continue
-        memory = _MEMORY_PEAK_OLD.search(line)
-        if memory:
-            result["memory_init_mb"] = float(memory.group(1))
-            result["memory_overall_mb"] = float(memory.group(2))
-            result["memory_kind"] = "peak"
-            continue
+        for pattern, kind in _MEMORY_LINES:
+            match = pattern.search(line)
+            if match:
+                result.update(memory_init_mb=float(match.group(1)),
+                              memory_overall_mb=float(match.group(2)), memory_kind=kind)
         peak = _MEMORY_PEAK_MONITOR.search(line)
         if peak:
             result["memory_peak_mb"] = float(peak.group(1))
