@@ -180,3 +180,73 @@ def inverted_residual(x, *, expanded, filters, kernel_size, strides, activation,
             x = StochasticDepth(drop_path_rate, name=prefix + names.drop_path)(x)
         x = layers.Add(name=prefix + names.add)([shortcut, x])
     return x
+
+
+# DenseNet (Huang et al., 2017, "Densely Connected Convolutional Networks", arXiv:1608.06993).
+# Section 3, "Bottleneck layers": each 1x1 conv of a DenseNet-B layer produces 4k feature maps.
+DENSE_BOTTLENECK_WIDTH = 4
+
+
+def _dropout(x, rate, name):
+    """Returns ``x`` after a Dropout layer named ``name``, or ``x`` itself when ``rate`` is 0."""
+    return layers.Dropout(rate, name=name)(x) if rate > 0 else x
+
+
+def dense_layer(x, growth_rate, bottleneck, name, bn, dropout_rate=0.0):
+    """Returns ``concat([x, H(x)])``, one layer of a DenseNet dense block (paper section 3).
+
+    ``H`` is the composite function BN-ReLU-3x3 conv with ``growth_rate`` (k) filters; with
+    ``bottleneck`` (DenseNet-B) it is BN-ReLU-1x1 conv (4k filters) followed by BN-ReLU-3x3 conv
+    (k filters). With ``dropout_rate`` > 0 a dropout layer follows each conv, the paper's setting
+    for data sets without augmentation. Layer names are keras.applications.DenseNet's:
+    ``{name}_0_bn``, ``{name}_0_relu``, ``{name}_1_conv`` (the 1x1 conv, or the only conv of a
+    plain layer), ``{name}_1_bn``, ``{name}_1_relu``, ``{name}_2_conv``, ``{name}_concat``.
+    """
+    y = batch_norm(x, name + "_0_bn", bn)
+    y = activation_layer("relu", name + "_0_relu")(y)
+    if bottleneck:
+        y = layers.Conv2D(DENSE_BOTTLENECK_WIDTH * growth_rate, 1, use_bias=False,
+                          name=name + "_1_conv")(y)
+        y = _dropout(y, dropout_rate, name + "_1_drop")
+        y = batch_norm(y, name + "_1_bn", bn)
+        y = activation_layer("relu", name + "_1_relu")(y)
+        y = layers.Conv2D(growth_rate, 3, padding="same", use_bias=False,
+                          name=name + "_2_conv")(y)
+        y = _dropout(y, dropout_rate, name + "_2_drop")
+    else:
+        y = layers.Conv2D(growth_rate, 3, padding="same", use_bias=False,
+                          name=name + "_1_conv")(y)
+        y = _dropout(y, dropout_rate, name + "_1_drop")
+    return layers.Concatenate(axis=-1, name=name + "_concat")([x, y])
+
+
+def dense_block(x, num_layers, growth_rate, bottleneck, name, bn, dropout_rate=0.0):
+    """Returns the output of a dense block: ``num_layers`` dense layers, each receiving the
+    concatenation of the block input and of every earlier layer's ``growth_rate`` feature maps.
+
+    Layers are named ``{name}_block1`` ... ``{name}_block{num_layers}`` (see ``dense_layer``).
+    """
+    for i in range(num_layers):
+        x = dense_layer(x, growth_rate, bottleneck, f"{name}_block{i + 1}", bn, dropout_rate)
+    return x
+
+
+def transition(x, compression, name, bn, dropout_rate=0.0):
+    """Returns the DenseNet transition layer: BN-ReLU-1x1 conv-2x2 average pool, stride 2.
+
+    The conv keeps ``floor(compression * m)`` of the ``m`` input feature maps (paper section 3,
+    "Compression", theta; 1 keeps them all). Layer names are keras.applications.DenseNet's:
+    ``{name}_bn``, ``{name}_relu``, ``{name}_conv``, ``{name}_pool``.
+    """
+    channels = x.shape[-1]
+    filters = int(channels * compression)
+    if filters < 1:
+        raise ValueError(
+            f"`compression`={compression!r} leaves no feature map of the {channels} entering "
+            f"transition {name!r}; it must be large enough that compression * {channels} >= 1"
+        )
+    x = batch_norm(x, name + "_bn", bn)
+    x = activation_layer("relu", name + "_relu")(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, name=name + "_conv")(x)
+    x = _dropout(x, dropout_rate, name + "_drop")
+    return layers.AveragePooling2D(2, strides=2, name=name + "_pool")(x)
