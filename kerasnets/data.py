@@ -1,0 +1,339 @@
+"""Image-folder datasets: decoding, resizing, per-family preprocessing, and the embedded default.
+
+An image folder holds one sub-folder per class (``<root>/<class>/<image>``), like
+``../shared/data/cifar10/train``. The same layout is read from a directory or from inside a zip
+file; ``embedded_dataset()`` names the small real CIFAR-10 subset that ships with kerasnets
+(``kerasnets/data/cifar10_mini.zip``, see ``kerasnets/data/README.md``), so the converter and
+the demo always have real images, even without ``../shared``.
+
+Images are kept as ``uint8`` arrays resized to the model's input size; ``preprocess`` maps them
+to the input range a model expects (``preprocessing_mode``), the same way for training, evaluation and the TFLite
+converter's representative dataset.
+"""
+
+import dataclasses
+import inspect
+import logging
+import zipfile
+from pathlib import Path
+from typing import Tuple, Union
+
+import numpy as np
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_ZIP = Path(__file__).resolve().parent / "data" / "cifar10_mini.zip"
+EMBEDDED_SPLITS = ("train", "test")
+
+# The input range a model expects (``preprocess`` modes):
+# - "raw":     [0, 255] as decoded: the model normalizes inside (``include_preprocessing=True``,
+#              MobileNetV3's default).
+# - "tf":      x / 127.5 - 1, i.e. [-1, 1] (keras.applications preprocess_input "tf" mode):
+#              MobileNetV1/V2, MobileNetV3 without its rescaling layer, Xception.
+# - "torch":   (x / 255 - mean) / std with the ImageNet mean/std (keras.applications "torch"
+#              mode): the ImageNet DenseNets; MobileNetV4 (TF Model Garden normalizes with the
+#              same ImageNet mean/std).
+# - "caffe":   RGB -> BGR, minus the ImageNet BGR mean, no scaling (keras.applications "caffe"
+#              mode): ResNet (keras.applications.ResNet50's weights), GoogLeNet (the Caffe
+#              reference model's layer names and weights).
+# - "cifar10": (x / 255 - mean) / std with the CIFAR-10 training-set mean/std: the CIFAR
+#              DenseNets and early-exit networks, the normalization of the DenseNet paper's
+#              CIFAR experiments (and what their include_preprocessing=True does inside).
+PREPROCESSING_MODES = ("raw", "tf", "torch", "caffe", "cifar10")
+# The mode of each registry ``family`` when the model has no preprocessing inside.
+FAMILY_MODES = {
+    "mobilenet_v1": "tf",
+    "mobilenet_v2": "tf",
+    "mobilenet_v3": "tf",
+    "mobilenet_v4": "torch",
+    "xception": "tf",
+    "densenet": "torch",
+    "resnet": "caffe",
+    "googlenet": "caffe",
+    "densenet_cifar": "cifar10",
+    "early_exit": "cifar10",
+}
+_STATS = {
+    "torch": (np.array([0.485, 0.456, 0.406], "float32"), np.array([0.229, 0.224, 0.225], "float32")),
+    "cifar10": (np.array([0.4914, 0.4822, 0.4465], "float32"),
+                np.array([0.2470, 0.2435, 0.2616], "float32")),
+}
+CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68], "float32")
+
+
+@dataclasses.dataclass(frozen=True)
+class ZipFolder:
+    """An image folder stored inside a zip file: members ``<folder>/<class>/<image>``."""
+
+    zip_path: Path
+    folder: str
+
+    def __str__(self):
+        return f"{self.zip_path}:{self.folder}/"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSet:
+    """Decoded images of an image folder.
+
+    ``images``: ``uint8`` array ``(n, size, size, 3)``; ``labels``: ``int32`` indices into
+    ``class_names`` (sorted folder names); ``skipped``: the files that could not be decoded.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: Tuple[str, ...]
+    source: str
+    skipped: Tuple[str, ...]
+
+    def __len__(self):
+        return len(self.labels)
+
+
+Source = Union[str, Path, ZipFolder]
+
+
+def embedded_dataset(split="train"):
+    """Returns the ``ZipFolder`` of a split (``"train"`` or ``"test"``) of the embedded dataset."""
+    if split not in EMBEDDED_SPLITS:
+        raise ValueError(f"`split` must be one of {EMBEDDED_SPLITS}; received split={split!r}")
+    if not EMBEDDED_ZIP.is_file():
+        raise ValueError(
+            f"the embedded dataset {EMBEDDED_ZIP} is missing from this kerasnets installation; "
+            "rebuild it with benchmarks/make_embedded_dataset.py or pass an image folder"
+        )
+    return ZipFolder(EMBEDDED_ZIP, split)
+
+
+def preprocessing_mode(entry, model_kwargs=None):
+    """Returns the ``preprocess`` mode of the inputs a registered model expects.
+
+    Args:
+      entry: the model's ``kerasnets.registry.ModelEntry`` (``get_entry(name)``).
+      model_kwargs: the keyword arguments the model is built with. A model built with
+        ``include_preprocessing=True`` (given, or its builder's default) normalizes inside and
+        takes [0, 255] ("raw"); otherwise its family's mode applies (``FAMILY_MODES``).
+    """
+    parameter = inspect.signature(entry.builder).parameters.get("include_preprocessing")
+    default = parameter.default if parameter is not None else False
+    kwargs = {**entry.fixed_kwargs, **(model_kwargs or {})}
+    if kwargs.get("include_preprocessing", default):
+        return "raw"
+    if entry.family not in FAMILY_MODES:
+        raise ValueError(
+            f"model {entry.name!r} has family {entry.family!r}, whose input range "
+            f"kerasnets.data.FAMILY_MODES does not record (known: {sorted(FAMILY_MODES)})"
+        )
+    return FAMILY_MODES[entry.family]
+
+
+def preprocess(images, mode):
+    """Returns float32 ``images`` (in [0, 255]) mapped to the input range of ``mode``.
+
+    Works on NumPy arrays and on float32 ``tf.Tensor`` (e.g. inside ``tf.data`` maps).
+    """
+    if mode not in PREPROCESSING_MODES:
+        raise ValueError(f"`mode` must be one of {PREPROCESSING_MODES}; received mode={mode!r}")
+    if isinstance(images, np.ndarray):
+        images = images.astype("float32")
+    if mode == "tf":
+        return images / 127.5 - 1.0
+    if mode in _STATS:
+        mean, std = _STATS[mode]
+        return (images / 255.0 - mean) / std
+    if mode == "caffe":
+        return images[..., ::-1] - CAFFE_BGR_MEAN
+    return images
+
+
+def _members(source):
+    """Returns ``(description, {class name: [(file name, read_bytes)]})`` of an image folder."""
+    if isinstance(source, ZipFolder):
+        try:
+            archive = zipfile.ZipFile(source.zip_path)
+        except (OSError, zipfile.BadZipFile) as err:
+            raise ValueError(f"cannot read the zip file {source.zip_path}: {err}") from err
+        prefix = source.folder.strip("/") + "/" if source.folder.strip("/") else ""
+        classes = {}
+        for name in sorted(archive.namelist()):
+            parts = name[len(prefix):].split("/") if name.startswith(prefix) else []
+            # Only <class>/<file>: directory entries and deeper files are not images of a class.
+            if len(parts) == 2 and parts[1] and not parts[1].startswith("."):
+                classes.setdefault(parts[0], []).append(
+                    (name, lambda name=name: archive.read(name))
+                )
+        return str(source), classes
+    root = Path(source)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ValueError(f"image folder {str(root)!r} {what}")
+    classes = {}
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in class_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+        if files:
+            classes[class_dir.name] = [(str(p), p.read_bytes) for p in files]
+    return str(root), classes
+
+
+def class_names(source):
+    """Returns the sorted class names (sub-folders holding files) of an image folder.
+
+    Raises ``ValueError`` when the folder is missing or holds no class sub-folder with files.
+    """
+    description, classes = _members(source)
+    if not classes:
+        raise ValueError(
+            f"image folder {description!r} is empty: it needs one sub-folder of images per "
+            "class, e.g. train/cat/0001.jpg"
+        )
+    return tuple(sorted(classes))
+
+
+def check_same_classes(first, second, names=("--data", "--eval-data")):
+    """Returns the class names shared by two image folders; raises ``ValueError`` if they differ.
+
+    ``first`` and ``second`` are ``ImageSet`` objects or class-name sequences.
+    """
+    a = tuple(getattr(first, "class_names", first))
+    b = tuple(getattr(second, "class_names", second))
+    if a != b:
+        only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same class folders; only in {names[0]}: "
+            f"{only_a or 'none'}, only in {names[1]}: {only_b or 'none'}"
+        )
+    return a
+
+
+def decode_image(data):
+    """Returns the ``uint8`` ``(rows, cols, 3)`` array of encoded image bytes.
+
+    JPEG, PNG, BMP and GIF (first frame) are decoded by TensorFlow; grey images become RGB.
+    Raises ``tf.errors.InvalidArgumentError`` when ``data`` is not a decodable image.
+    """
+    import tensorflow as tf
+
+    return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+
+
+def resize_images(images, image_size, batch_size=256):
+    """Returns the ``uint8`` array ``(n, image_size, image_size, 3)`` of a list of images.
+
+    Images of another size are resized bilinearly (antialiased when shrinking), in batches of
+    images of the same size.
+    """
+    import tensorflow as tf
+
+    out = np.empty((len(images), image_size, image_size, 3), dtype="uint8")
+    by_shape = {}
+    for i, image in enumerate(images):
+        by_shape.setdefault(image.shape, []).append(i)
+    for shape, indices in by_shape.items():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start:start + batch_size]
+            batch = np.stack([images[i] for i in chunk])
+            if shape[:2] != (image_size, image_size):
+                batch = tf.image.resize(batch, (image_size, image_size), antialias=True)
+                batch = tf.cast(tf.clip_by_value(tf.round(batch), 0, 255), tf.uint8).numpy()
+            out[chunk] = batch
+    return out
+
+
+def load_image_folder(source, image_size, per_class=None, progress=True):
+    """Returns the ``ImageSet`` of an image folder, decoded and resized to ``image_size``.
+
+    Args:
+      source: a directory path, or a ``ZipFolder`` (e.g. ``embedded_dataset("train")``).
+      image_size: side of the square images returned.
+      per_class: if set, only the first ``per_class`` files (sorted by name) of each class.
+      progress: show a tqdm progress bar while decoding.
+
+    Files that cannot be decoded are skipped with a warning each and a count, never silently;
+    they are listed in ``ImageSet.skipped``.
+
+    Raises:
+      ValueError: missing or empty folder, or no decodable image at all.
+    """
+    import tensorflow as tf
+
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size <= 0:
+        raise ValueError(f"`image_size` must be a positive integer; received {image_size!r}")
+    names = class_names(source)
+    description, classes = _members(source)
+    files = [(label, name, read) for label, class_name in enumerate(names)
+             for name, read in classes[class_name][:per_class]]
+    images, labels, skipped = [], [], []
+    for label, name, read in tqdm(files, desc=f"decoding {Path(description).name or description}",
+                                  unit="img", disable=not progress, leave=False):
+        try:
+            images.append(decode_image(read()))
+        except (tf.errors.InvalidArgumentError, OSError) as err:
+            skipped.append(name)
+            log.warning("skipping %s: not a decodable image (%s)", name,
+                        str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+            continue
+        labels.append(label)
+    if skipped:
+        log.warning("skipped %d of %d files of %s that could not be decoded", len(skipped),
+                    len(files), description)
+    if not images:
+        raise ValueError(f"image folder {description!r} has no decodable image")
+    return ImageSet(resize_images(images, image_size), np.asarray(labels, dtype="int32"), names, description,
+                    tuple(skipped))
+
+
+def split_holdout(image_set, fraction=0.1, seed=0):
+    """Returns ``(rest, held_out)``: ``ImageSet`` objects with ``fraction`` of each class held out.
+
+    The held-out images are drawn per class (stratified) with ``seed``, at least one per class
+    that has two images or more.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"`fraction` must be in (0, 1); received fraction={fraction!r}")
+    rng = np.random.default_rng(seed)
+    held = []
+    for label in range(len(image_set.class_names)):
+        indices = np.flatnonzero(image_set.labels == label)
+        if len(indices) > 1:
+            count = max(1, int(round(fraction * len(indices))))
+            held.extend(rng.choice(indices, size=count, replace=False))
+    mask = np.zeros(len(image_set), dtype=bool)
+    mask[held] = True
+
+    def subset(keep, suffix):
+        return dataclasses.replace(image_set, images=image_set.images[keep],
+                                   labels=image_set.labels[keep],
+                                   source=f"{image_set.source} ({suffix})")
+
+    return subset(~mask, f"{1 - fraction:.0%}"), subset(mask, f"held-out {fraction:.0%}")
+
+
+def as_dataset(images, labels, mode, batch_size=64, training=False, seed=None):
+    """Returns a batched ``tf.data.Dataset`` of ``(preprocessed images, labels)``.
+
+    ``training=True`` shuffles and augments each epoch with the standard CIFAR augmentation
+    (He et al., 2016; Huang et al., 2017): random horizontal flip and a random crop of the image
+    zero-padded by 1/8 of its side on each border.
+    """
+    import tensorflow as tf
+
+    if mode not in PREPROCESSING_MODES:
+        raise ValueError(f"`mode` must be one of {PREPROCESSING_MODES}; received mode={mode!r}")
+    size = images.shape[1]
+    pad = max(1, size // 8)
+
+    def augment(image, label):
+        image = tf.image.random_flip_left_right(image, seed=seed)
+        image = tf.image.resize_with_crop_or_pad(image, size + 2 * pad, size + 2 * pad)
+        image = tf.image.random_crop(image, tf.shape(image) - [2 * pad, 2 * pad, 0], seed=seed)
+        return image, label
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    if training:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+    dataset = dataset.map(lambda x, y: (preprocess(tf.cast(x, tf.float32), mode), y),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
