@@ -18,12 +18,13 @@ from kerasnets.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
 from kerasnets.profiler import Profile, profile
 from kerasnets.registry import create_model, list_models
 from kerasnets.resnet import ResNet50, ResNet101, ResNeXt50_32x4d
+from kerasnets.xception import Xception
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DenseNet", "DenseNet121", "DenseNet169", "DenseNet201", "DenseNet264", "DenseNetCifar",
     "MobileNet", "MobileNetV1", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
-    "ResNet50", "ResNet101", "ResNeXt50_32x4d",
+    "Xception", "ResNet50", "ResNet101", "ResNeXt50_32x4d",
     "Profile", "profile", "create_model", "list_models", "layers",
 ]
