@@ -12,6 +12,7 @@ from kerasnets import layers
 from kerasnets.densenet import (
     DenseNet, DenseNet121, DenseNet169, DenseNet201, DenseNet264, DenseNetCifar,
 )
+from kerasnets.googlenet import GoogLeNet
 from kerasnets.mobilenet_v1 import MobileNet, MobileNetV1
 from kerasnets.mobilenet_v2 import MobileNetV2
 from kerasnets.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
@@ -25,6 +26,6 @@ __version__ = "0.1.0"
 __all__ = [
     "DenseNet", "DenseNet121", "DenseNet169", "DenseNet201", "DenseNet264", "DenseNetCifar",
     "MobileNet", "MobileNetV1", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
-    "Xception", "ResNet50", "ResNet101", "ResNeXt50_32x4d",
+    "GoogLeNet", "Xception", "ResNet50", "ResNet101", "ResNeXt50_32x4d",
     "Profile", "profile", "create_model", "list_models", "layers",
 ]
