@@ -16,6 +16,7 @@ from kerasnets.googlenet import GoogLeNet
 from kerasnets.mobilenet_v1 import MobileNet, MobileNetV1
 from kerasnets.mobilenet_v2 import MobileNetV2
 from kerasnets.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
+from kerasnets.mobilenet_v4 import MobileNetV4ConvMedium, MobileNetV4ConvSmall
 from kerasnets.profiler import Profile, profile
 from kerasnets.registry import create_model, list_models
 from kerasnets.resnet import ResNet50, ResNet101, ResNeXt50_32x4d
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DenseNet", "DenseNet121", "DenseNet169", "DenseNet201", "DenseNet264", "DenseNetCifar",
     "MobileNet", "MobileNetV1", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
-    "GoogLeNet", "Xception", "ResNet50", "ResNet101", "ResNeXt50_32x4d",
+    "MobileNetV4ConvSmall", "MobileNetV4ConvMedium", "GoogLeNet", "Xception", "ResNet50",
+    "ResNet101", "ResNeXt50_32x4d",
     "Profile", "profile", "create_model", "list_models", "layers",
 ]
