@@ -10,6 +10,8 @@ import difflib
 import fnmatch
 from typing import Callable, Optional
 
+from kerasnets.features import DEFAULT_STRIDES, feature_model
+
 _REGISTRY = {}
 
 
@@ -67,10 +69,24 @@ def get_entry(name):
     return _REGISTRY[name]
 
 
-def create_model(name, **kwargs):
+def create_model(name, features_only=False, out_strides=DEFAULT_STRIDES, **kwargs):
     """Returns a new Keras model of the registered ``name``, built with ``kwargs``.
 
     ``kwargs`` follow the keras.applications convention (``input_shape``, ``classes``,
-    ``weights``, ``include_top``, ...).
+    ``weights``, ``include_top``, ...). With ``features_only=True`` the model is the backbone
+    whose outputs are its feature maps at the output strides ``out_strides``
+    (``kerasnets.features.feature_model``), for detection and segmentation heads.
     """
-    return get_entry(name).build(**kwargs)
+    entry = get_entry(name)
+    if not isinstance(features_only, bool):
+        raise ValueError(
+            f"`features_only` must be True or False; received features_only={features_only!r}"
+        )
+    if features_only:
+        return feature_model(entry, out_strides, **kwargs)
+    if not isinstance(out_strides, (tuple, list)) or tuple(out_strides) != DEFAULT_STRIDES:
+        raise ValueError(
+            "`out_strides` chooses the feature maps of features_only=True; received "
+            f"out_strides={out_strides!r} with features_only=False"
+        )
+    return entry.build(**kwargs)
