@@ -1,0 +1,573 @@
+"""``tf.data`` input pipelines for training at scale: image folders, TFRecord files, TFDS datasets.
+
+``open_source`` says where the examples of a data set are and what their classes are;
+``Input`` turns a source into the ``tf.data`` pipeline of one training run (parallel decode,
+optional in-memory cache, the papers' augmentation, the model's preprocessing, prefetch), and
+``make_dataset`` is the one-call form.
+
+Sources:
+
+- an image folder, ``<root>/<class>/<image>`` (a directory, or ``kerasnets.data.ZipFolder``
+  such as ``data.embedded_dataset("train")``), listed by ``kerasnets.data``;
+- TFRecord files (a path or glob) of ``tf.train.Example`` records in the common ImageNet
+  convention: ``image/encoded`` (bytes of a JPEG/PNG/BMP/GIF image) and ``image/class/label``
+  (int64). Files written by the Inception/TF-Slim ``build_imagenet_data.py`` number the classes
+  from 1 (0 is "background"): read them with ``label_offset=1``;
+- ``tfds:NAME[:SPLIT]``: a TensorFlow Datasets data set already prepared in ``data_dir``
+  (needs ``pip install tensorflow-datasets``; never downloads);
+- decoded arrays (``from_image_set``), e.g. a ``kerasnets.data.ImageSet``.
+
+Training order is a pure function of ``(seed, epoch, position)``: each epoch's order is a
+stateless shuffle seeded by the epoch, and each example's augmentation draws stateless random
+numbers seeded by its place in the run. A run can therefore start at any ``(epoch, step)`` and
+produce exactly the batches an uninterrupted run would (what ``kerasnets.train`` relies on to
+resume mid-epoch), and with ``input_context`` each worker of a ``tf.distribute`` job reads its own
+disjoint share of every global batch.
+"""
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+
+from kerasnets import data as kdata
+from kerasnets.convention import check_positive_int
+
+log = logging.getLogger(__name__)
+
+TFRECORD_IMAGE_KEY = "image/encoded"
+TFRECORD_LABEL_KEY = "image/class/label"
+TFDS_PREFIX = "tfds:"
+AUGMENTATIONS = (None, "imagenet", "cifar")
+# 4-pixel zero padding, random 32x32 crop, horizontal flip: the CIFAR augmentation of
+# He et al. 2016 (sec. 4.2) that DenseNet (Huang et al. 2017, sec. 4.1, "C10+") follows.
+CIFAR_PAD = 4
+# Random-resized crop (Szegedy et al. 2015, "Going deeper with convolutions", sec. 6; the area
+# and aspect ranges of torchvision's RandomResizedCrop), then a horizontal flip.
+CROP_AREA = (0.08, 1.0)
+CROP_ASPECT = (3 / 4, 4 / 3)
+# Evaluation of "imagenet"-augmented models: the central 87.5% of the image, resized
+# (TF-Slim inception_preprocessing, which MobileNet V1-V3 were evaluated with).
+EVAL_CENTRAL_FRACTION = 0.875
+DEFAULT_SHUFFLE_BUFFER = 10_000
+_CYCLE_LENGTH = 8
+
+
+@dataclasses.dataclass(eq=False)
+class DataSource:
+    """Where the examples of a data set are, and their classes.
+
+    ``kind`` is ``"folder"`` (``paths`` on disk or ``encoded`` bytes from a zip), ``"arrays"``
+    (decoded ``images``), ``"tfrecord"`` (``files``) or ``"tfds"``; ``labels`` are the class
+    indices of folder and array examples.
+    """
+
+    kind: str
+    description: str
+    num_classes: int
+    num_examples: int
+    class_names: Optional[Tuple[str, ...]] = None
+    paths: Optional[Tuple[str, ...]] = None
+    encoded: Optional[Tuple[bytes, ...]] = None
+    images: Optional[np.ndarray] = None
+    labels: Optional[np.ndarray] = None
+    files: Optional[Tuple[str, ...]] = None
+    label_offset: int = 0
+    tfds_builder: object = None
+    tfds_split: Optional[str] = None
+
+    @property
+    def indexable(self):
+        """Returns whether examples can be read in any order (folders and arrays)."""
+        return self.kind in ("folder", "arrays")
+
+
+def _folder_source(source):
+    """Returns the ``DataSource`` of an image folder (directory or ``ZipFolder``)."""
+    names = kdata.class_names(source)
+    # The listing of kerasnets.data (same rules for hidden files, sorting and zip members).
+    description, members = kdata._members(source)
+    entries = [(label, name, read) for label, class_name in enumerate(names)
+               for name, read in members[class_name]]
+    labels = np.asarray([label for label, _, _ in entries], dtype="int64")
+    if isinstance(source, kdata.ZipFolder):
+        encoded = tuple(read() for _, _, read in entries)
+        return DataSource("folder", description, len(names), len(entries), names,
+                          encoded=encoded, labels=labels)
+    return DataSource("folder", description, len(names), len(entries), names,
+                      paths=tuple(name for _, name, _ in entries), labels=labels)
+
+
+def _scan_tfrecords(files, label_offset):
+    """Returns ``(count, smallest label, largest label)`` of TFRecord files (one pass)."""
+    import tensorflow as tf
+
+    spec = {TFRECORD_LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    records = tf.data.Dataset.from_tensor_slices(list(files)).interleave(
+        tf.data.TFRecordDataset, cycle_length=_CYCLE_LENGTH, num_parallel_calls=tf.data.AUTOTUNE)
+    labels = records.map(lambda r: tf.io.parse_single_example(r, spec)[TFRECORD_LABEL_KEY],
+                         num_parallel_calls=tf.data.AUTOTUNE)
+    big = np.iinfo("int64").max
+    count, low, high = labels.reduce(
+        (tf.constant(0, tf.int64), tf.constant(big, tf.int64), tf.constant(-big, tf.int64)),
+        lambda state, y: (state[0] + 1, tf.minimum(state[1], y), tf.maximum(state[2], y)))
+    return int(count), int(low) - label_offset, int(high) - label_offset
+
+
+def _tfrecord_source(pattern, classes, label_offset):
+    """Returns the ``DataSource`` of the TFRecord files matching the glob ``pattern``."""
+    import tensorflow as tf
+
+    files = tuple(sorted(tf.io.gfile.glob(str(pattern))))
+    if not files:
+        raise ValueError(
+            f"data {str(pattern)!r} is not an image folder, and as a TFRecord path or glob it "
+            "matches no file"
+        )
+    log.info("counting the records of %d TFRecord file(s) matching %s", len(files), pattern)
+    try:
+        count, low, high = _scan_tfrecords(files, label_offset)
+    except tf.errors.OpError as err:
+        raise ValueError(
+            f"data {str(pattern)!r}: cannot read the TFRecord files as tf.train.Example records "
+            f"with an int64 {TFRECORD_LABEL_KEY!r} feature: {err.message.splitlines()[0]}"
+        ) from err
+    if count == 0:
+        raise ValueError(f"data {str(pattern)!r}: the TFRecord files hold no record")
+    if low < 0:
+        raise ValueError(
+            f"data {str(pattern)!r}: label {low + label_offset} minus label_offset="
+            f"{label_offset} is negative; files numbering classes from 1 need label_offset=1"
+        )
+    if classes is None:
+        classes = high + 1
+    elif high >= classes:
+        raise ValueError(
+            f"data {str(pattern)!r} has label {high + label_offset} (class index {high} after "
+            f"label_offset={label_offset}), outside the {classes} classes given"
+        )
+    return DataSource("tfrecord", f"{pattern} ({len(files)} files)", classes, count,
+                      files=files, label_offset=label_offset)
+
+
+def _tfds_source(spec, data_dir):
+    """Returns the ``DataSource`` of ``tfds:NAME[:SPLIT]`` prepared in ``data_dir``."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as err:
+        raise ValueError(
+            f"data {spec!r} is a TensorFlow Datasets name, but tensorflow_datasets is not "
+            "installed: pip install tensorflow-datasets"
+        ) from err
+    name, _, split = spec[len(TFDS_PREFIX):].partition(":")
+    split = split or "train"
+    if data_dir is None:
+        raise ValueError(f"data {spec!r} needs data_dir (--data-dir), the folder the data set "
+                         "was prepared in (kerasnets never downloads)")
+    try:
+        builder = tfds.builder(name, data_dir=str(data_dir))
+        num_examples = builder.info.splits[split].num_examples
+        label = builder.info.features["label"]
+    except Exception as err:  # tfds raises many types for a missing or unprepared data set.
+        raise ValueError(f"data {spec!r}: no prepared TFDS data set in {data_dir}: {err}") from err
+    names = tuple(label.names) if getattr(label, "names", None) else None
+    return DataSource("tfds", f"{spec} in {data_dir}", label.num_classes, num_examples, names,
+                      tfds_builder=builder, tfds_split=split)
+
+
+def open_source(source, *, data_dir=None, classes=None, label_offset=0):
+    """Returns the ``DataSource`` of ``source``, after checking it holds examples.
+
+    Args:
+      source: an image-folder path or ``kerasnets.data.ZipFolder``; a TFRecord file or glob;
+        ``"tfds:NAME[:SPLIT]"``; or a ``DataSource`` (returned as is).
+      data_dir: the folder of prepared TFDS data sets (``tfds:`` sources only).
+      classes: number of classes of TFRecord data; by default the largest label + 1.
+      label_offset: subtracted from TFRecord labels (1 for 1-based ImageNet TFRecords).
+
+    Raises:
+      ValueError: a missing or empty folder, a glob that matches nothing, unreadable records,
+        labels out of range, or TFDS unavailable.
+    """
+    if isinstance(source, DataSource):
+        return source
+    if classes is not None:
+        check_positive_int("classes", classes)
+    if not isinstance(label_offset, int) or label_offset < 0:
+        raise ValueError(f"`label_offset` must be an integer >= 0; received {label_offset!r}")
+    if isinstance(source, kdata.ZipFolder) or Path(source).is_dir():
+        return _folder_source(source)
+    if str(source).startswith(TFDS_PREFIX):
+        return _tfds_source(str(source), data_dir)
+    return _tfrecord_source(source, classes, label_offset)
+
+
+def from_image_set(image_set):
+    """Returns an ``"arrays"`` ``DataSource`` of a ``kerasnets.data.ImageSet`` (decoded images)."""
+    images = np.asarray(image_set.images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"`image_set.images` must be uint8 (n, rows, cols, 3); received "
+                         f"{images.dtype} {images.shape}")
+    return DataSource("arrays", image_set.source, len(image_set.class_names), len(images),
+                      tuple(image_set.class_names), images=images,
+                      labels=np.asarray(image_set.labels, dtype="int64"))
+
+
+def _resize_uint8(image, size):
+    """Returns ``image`` resized to ``size`` x ``size`` as ``kerasnets.data.resize_images`` does
+    (bilinear, antialiased, rounded), unchanged when it already has that size."""
+    import tensorflow as tf
+
+    def resize():
+        resized = tf.image.resize(image, (size, size), antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], [size, size]))
+    return tf.cond(same, lambda: tf.ensure_shape(image, (size, size, 3)), resize)
+
+
+def _decode(encoded):
+    """Returns the ``uint8`` ``(rows, cols, 3)`` image of encoded bytes (as ``data.decode_image``)."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def random_resized_crop(image, size, seed, area=CROP_AREA, aspect=CROP_ASPECT):
+    """Returns a random crop of ``image`` (``area`` fraction, ``aspect`` ratio) resized to
+    ``size`` x ``size``: the ImageNet training crop; ``seed`` is a stateless ``[2]`` seed."""
+    import tensorflow as tf
+
+    begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), tf.zeros([1, 0, 4], tf.float32), seed=seed, min_object_covered=0.0,
+        aspect_ratio_range=aspect, area_range=area, max_attempts=10,
+        use_image_if_no_bounding_boxes=True)
+    return _resize_uint8(tf.slice(image, begin, extent), size)
+
+
+def central_crop(image, size, fraction=EVAL_CENTRAL_FRACTION):
+    """Returns the central ``fraction`` of ``image`` resized to ``size`` x ``size``: the
+    ImageNet evaluation crop."""
+    import tensorflow as tf
+
+    return _resize_uint8(tf.image.central_crop(image, fraction), size)
+
+
+def pad_crop(image, seed, pad=CIFAR_PAD):
+    """Returns ``image`` zero-padded by ``pad`` pixels per side and randomly cropped back to its
+    size: the CIFAR translation; ``seed`` is a stateless ``[2]`` seed."""
+    import tensorflow as tf
+
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+    return tf.image.stateless_random_crop(padded, tf.shape(image), seed=seed)
+
+
+def _augment(image, size, augment, seed):
+    """Returns the training view of a decoded ``image`` (``size`` x ``size``, ``uint8``)."""
+    import tensorflow as tf
+
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    if augment == "imagenet":
+        image = random_resized_crop(image, size, crop_seed)
+    else:
+        image = _resize_uint8(image, size)
+        if augment == "cifar":
+            image = pad_crop(image, crop_seed)
+    if augment is not None:
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return image
+
+
+def _eval_view(image, size, augment):
+    """Returns the evaluation view of a decoded ``image``."""
+    return central_crop(image, size) if augment == "imagenet" else _resize_uint8(image, size)
+
+
+def _fold(seed, value):
+    """Returns the stateless seed ``seed`` folded with the int64 ``value``."""
+    import tensorflow as tf
+
+    return tf.random.experimental.stateless_fold_in(seed, tf.cast(value, tf.int64))
+
+
+@dataclasses.dataclass(eq=False)
+class Input:
+    """The input pipeline of a training run: a source read at one image size and preprocessing.
+
+    Args:
+      source: a ``DataSource`` (see ``open_source``).
+      image_size: side of the square images the model takes.
+      mode: ``kerasnets.data.preprocess`` mode (``data.preprocessing_mode(entry, kwargs)``).
+      batch_size: the global batch size (all replicas together).
+      augment: ``"imagenet"`` (random-resized crop + flip), ``"cifar"`` (4-pixel pad, random
+        crop, flip) or ``None``; evaluation uses the matching view (central crop for
+        ``"imagenet"``, the resized image otherwise).
+      seed: seeds the order of every epoch and every random augmentation.
+      deterministic: keep the order of examples fixed under parallel decoding (else faster).
+      cache: decode the source once into memory (``image_size`` images) instead of every epoch;
+        for data sets that fit in memory.
+      steps_per_epoch: steps of one training epoch; by default ``num_examples // batch_size``.
+      shuffle_buffer: shuffle buffer of TFRecord/TFDS sources (folders shuffle fully).
+    """
+
+    source: DataSource
+    image_size: int
+    mode: str
+    batch_size: int
+    augment: Optional[str] = None
+    seed: int = 0
+    deterministic: bool = True
+    cache: bool = False
+    steps_per_epoch: Optional[int] = None
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER
+
+    def __post_init__(self):
+        if not isinstance(self.source, DataSource):
+            raise ValueError("`source` must be a kerasnets.pipeline.DataSource (open_source(...));"
+                             f" received {type(self.source).__name__}")
+        check_positive_int("image_size", self.image_size)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("shuffle_buffer", self.shuffle_buffer)
+        if self.mode not in kdata.PREPROCESSING_MODES:
+            raise ValueError(f"`mode` must be one of {kdata.PREPROCESSING_MODES}; received "
+                             f"mode={self.mode!r}")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"`augment` must be one of {AUGMENTATIONS}; received "
+                             f"augment={self.augment!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"`seed` must be an integer >= 0; received seed={self.seed!r}")
+        if self.steps_per_epoch is None:
+            self.steps_per_epoch = self.source.num_examples // self.batch_size
+            if self.steps_per_epoch == 0:
+                raise ValueError(
+                    f"`batch_size`={self.batch_size} is larger than the "
+                    f"{self.source.num_examples} examples of {self.source.description}: not one "
+                    "full training step per epoch"
+                )
+        check_positive_int("steps_per_epoch", self.steps_per_epoch)
+        self._cached = None
+
+    @property
+    def num_classes(self):
+        """Returns the number of classes of the source (the length of the one-hot labels)."""
+        return self.source.num_classes
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _folder_table(self):
+        """Returns ``(records, labels, load)`` of a folder read from its files or bytes."""
+        import tensorflow as tf
+
+        source = self.source
+        records = source.paths if source.paths is not None else source.encoded
+        read = tf.io.read_file if source.paths is not None else tf.identity
+        return tf.constant(records), tf.constant(source.labels), lambda r: _decode(read(r))
+
+    def _table(self):
+        """Returns ``(records, labels, load)`` of an indexable source, or None for a stream.
+
+        ``records`` are file paths, encoded bytes or row indices of decoded images, and
+        ``load(record)`` returns the decoded ``uint8`` image of a record.
+        """
+        import tensorflow as tf
+
+        if self.source.kind == "arrays":
+            images, labels = self.source.images, self.source.labels
+        elif self.cache:
+            images, labels = self._cache_images()
+        elif self.source.kind == "folder":
+            return self._folder_table()
+        else:
+            return None
+        images = tf.constant(images)
+        return (tf.range(len(labels), dtype=tf.int64), tf.constant(labels),
+                lambda i: tf.gather(images, i))
+
+    def _records(self, files=None):
+        """Returns a ``tf.data.Dataset`` of ``(encoded image, label)`` of a TFRecord or TFDS
+        source in stored order (``files``: the TFRecord files to read, by default all)."""
+        import tensorflow as tf
+
+        source = self.source
+        if source.kind == "tfds":
+            from tensorflow_datasets import decode
+
+            dataset = source.tfds_builder.as_dataset(
+                split=source.tfds_split, shuffle_files=False, as_supervised=True,
+                decoders={"image": decode.SkipDecoding()})
+            return dataset.map(lambda x, y: (x, tf.cast(y, tf.int64)))
+        spec = {TFRECORD_IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+                TFRECORD_LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+        files = tf.constant(source.files) if files is None else files
+        records = tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=_CYCLE_LENGTH,
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+        def parse(record):
+            example = tf.io.parse_single_example(record, spec)
+            return example[TFRECORD_IMAGE_KEY], example[TFRECORD_LABEL_KEY] - source.label_offset
+
+        return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def _cache_images(self):
+        """Returns ``(uint8 images at image_size, labels)`` of the source, decoded once."""
+        import tensorflow as tf
+
+        if self._cached is None:
+            if self.source.kind == "folder":
+                records, labels, load = self._folder_table()
+                dataset = tf.data.Dataset.from_tensor_slices((records, labels)).map(
+                    lambda r, y: (load(r), y), num_parallel_calls=tf.data.AUTOTUNE)
+            else:
+                dataset = self._records().map(lambda x, y: (_decode(x), y),
+                                              num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = dataset.map(lambda x, y: (_resize_uint8(x, self.image_size), y),
+                                  num_parallel_calls=tf.data.AUTOTUNE).batch(256)
+            log.info("caching the %d images of %s at %dx%d", self.source.num_examples,
+                     self.source.description, self.image_size, self.image_size)
+            batches = list(dataset.as_numpy_iterator())
+            self._cached = (np.concatenate([x for x, _ in batches]),
+                            np.concatenate([y for _, y in batches]))
+        return self._cached
+
+    def _finish(self, images, labels):
+        """Returns a batch preprocessed for the model, with one-hot labels."""
+        import tensorflow as tf
+
+        return (kdata.preprocess(tf.cast(images, tf.float32), self.mode),
+                tf.one_hot(labels, self.num_classes))
+
+    def _options(self, distribute_policy):
+        import tensorflow as tf
+
+        options = tf.data.Options()
+        options.deterministic = self.deterministic
+        options.experimental_distribute.auto_shard_policy = distribute_policy
+        return options
+
+    # -- datasets --------------------------------------------------------------------------
+
+    def _epoch_order(self, count, epoch):
+        """Returns ``count`` row indices of one epoch: whole random permutations of the
+        source (as many as ``count`` needs), seeded by ``(seed, epoch)``."""
+        import tensorflow as tf
+
+        n = self.source.num_examples
+        key = _fold(tf.constant([self.seed, 0], tf.int64), epoch)
+        perms = [tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
+                                                          seed=_fold(key, r))
+                 for r in range(math.ceil(count / n))]
+        return tf.concat(perms, 0)[:count]
+
+    def train_dataset(self, first_epoch=0, skip_steps=0, input_context=None):
+        """Returns the endless, shuffled, augmented training ``tf.data.Dataset``.
+
+        Elements are ``(images, one-hot labels)`` batches of the per-replica batch size; every
+        ``steps_per_epoch`` global batches make one epoch.
+
+        Args:
+          first_epoch: the epoch the dataset starts at.
+          skip_steps: global steps of ``first_epoch`` already done (resuming mid-epoch).
+          input_context: the ``tf.distribute.InputContext`` of this input pipeline; each
+            pipeline reads a disjoint share of every global batch.
+        """
+        import tensorflow as tf
+
+        pipelines, pipeline_id, per_replica = 1, 0, self.batch_size
+        if input_context is not None:
+            pipelines = input_context.num_input_pipelines
+            pipeline_id = input_context.input_pipeline_id
+            if self.batch_size % input_context.num_replicas_in_sync:
+                raise ValueError(
+                    f"`batch_size`={self.batch_size} (global) must be a multiple of the "
+                    f"{input_context.num_replicas_in_sync} replicas of the strategy"
+                )
+            per_replica = input_context.get_per_replica_batch_size(self.batch_size)
+        epoch_size = self.steps_per_epoch * self.batch_size
+        run_key = tf.constant([self.seed, 1], tf.int64)
+        table = self._table()
+        if table is not None:
+            records, labels, load = table
+
+            def epoch(e):
+                order = self._epoch_order(epoch_size, e)
+                elements = tf.data.Dataset.from_tensor_slices(
+                    (tf.gather(records, order), tf.gather(labels, order),
+                     tf.range(epoch_size, dtype=tf.int64)))
+                return elements.shard(pipelines, pipeline_id).map(
+                    lambda r, y, position: (r, y, _fold(_fold(run_key, e), position)))
+        else:
+            load = _decode
+            files = None if self.source.kind == "tfds" else tf.constant(self.source.files)
+            shard_files = files is not None and pipelines > 1 and len(self.source.files) >= pipelines
+            tfds_records = self._records() if files is None else None
+
+            def epoch(e):
+                key = _fold(run_key, e)
+                if files is None:
+                    stream = tfds_records
+                else:
+                    order = tf.random.experimental.stateless_shuffle(
+                        tf.range(len(self.source.files)), seed=_fold(key, -1))
+                    mine = tf.gather(files, order)
+                    stream = self._records(mine[pipeline_id::pipelines] if shard_files else mine)
+                shuffle_seed = tf.random.stateless_uniform(
+                    [], _fold(key, -2), minval=None, maxval=None, dtype=tf.int64)
+                # Shuffled passes over the records; an epoch longer than one pass goes on to the next.
+                stream = stream.shuffle(self.shuffle_buffer, seed=shuffle_seed).repeat()
+                if shard_files:
+                    stream = stream.take(epoch_size // pipelines).enumerate().map(
+                        lambda i, x: (x[0], x[1], i * pipelines + pipeline_id))
+                else:
+                    stream = stream.take(epoch_size).enumerate().map(
+                        lambda i, x: (x[0], x[1], i)).shard(pipelines, pipeline_id)
+                return stream.map(lambda r, y, position: (r, y, _fold(key, position)))
+
+        dataset = tf.data.Dataset.counter(first_epoch).flat_map(epoch)
+        dataset = dataset.skip(skip_steps * (self.batch_size // pipelines))
+        dataset = dataset.map(
+            lambda r, y, seed: (_augment(load(r), self.image_size, self.augment, seed), y),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=self.deterministic)
+        dataset = dataset.batch(per_replica, drop_remainder=True).map(
+            self._finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=self.deterministic)
+        options = self._options(tf.data.experimental.AutoShardPolicy.OFF)
+        return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+    def eval_dataset(self):
+        """Returns the evaluation ``tf.data.Dataset``: every example once, in stored order,
+        ``(images, one-hot labels)`` batches of the global batch size (the last may be partial).
+
+        Under a ``tf.distribute`` strategy Keras shards it by examples across workers.
+        """
+        import tensorflow as tf
+
+        table = self._table()
+        if table is not None:
+            records, labels, load = table
+            dataset = tf.data.Dataset.from_tensor_slices((records, labels))
+        else:
+            dataset, load = self._records(), _decode
+        dataset = dataset.map(lambda r, y: (_eval_view(load(r), self.image_size, self.augment), y),
+                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        dataset = dataset.batch(self.batch_size).map(self._finish,
+                                                     num_parallel_calls=tf.data.AUTOTUNE)
+        options = self._options(tf.data.experimental.AutoShardPolicy.DATA)
+        return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def make_dataset(source, image_size, mode, training, batch_size, augment=None, seed=0,
+                 deterministic=True, cache=False, **source_kwargs):
+    """Returns the ``tf.data.Dataset`` of ``source``: ``Input(...).train_dataset()`` when
+    ``training`` (endless, shuffled, augmented), ``Input(...).eval_dataset()`` otherwise.
+
+    ``source`` is anything ``open_source`` takes (``source_kwargs`` go to it); ``mode`` is the
+    model's ``kerasnets.data.preprocess`` mode; the other arguments are those of ``Input``.
+    """
+    pipeline = Input(open_source(source, **source_kwargs), image_size, mode, batch_size,
+                     augment=augment, seed=seed, deterministic=deterministic, cache=cache)
+    return pipeline.train_dataset() if training else pipeline.eval_dataset()
