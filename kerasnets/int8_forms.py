@@ -1,0 +1,385 @@
+"""int8 TFLite graphs that LiteRT's default CPU delegate (XNNPACK) runs as one partition.
+
+The TFLite converter emits three int8 ops that XNNPACK does not take (measured with
+``benchmarks/probe_xnnpack_int8.py``, ai-edge-litert 2.3.0): ``HARD_SWISH`` (MobileNetV3),
+``AVERAGE_POOL_2D`` (DenseNet transitions) and ``SOFTMAX`` (every classifier). Each one left on
+the reference kernels cuts the graph into one more XNNPACK partition, with a float round trip at
+each cut; int8 MobileNetV3 ends up slower than float.
+
+``postprocess_tflite`` rewrites a converted model into equivalent ops XNNPACK does take. It
+works on the flatbuffer, after conversion, so it serves post-training and quantization-aware
+models alike and leaves the Keras model (its float function and its weights) untouched:
+
+- int8 ``HARD_SWISH(x)`` -> ``MUL(x, 1/6)``, ``ADD(x, 3)`` with a fused ``RELU6``, ``MUL``: the
+  hard-swish ``(x / 6) * relu6(x + 3)``. ``x / 6`` keeps the int8 values of ``x`` (its scale is
+  divided by 6); ``relu6(x + 3)`` gets the range ``[0, min(6, max(x) + 3)]``; the product keeps
+  the quantization of the original output. ``hard_swish="fused"`` keeps ``HARD_SWISH``.
+- int8 ``AVERAGE_POOL_2D`` without padding -> ``DEPTHWISE_CONV_2D`` whose weights are all
+  ``1 / (kh * kw)`` (exact in int8: value 127, scale ``1 / (127 kh kw)``) and bias 0.
+- int8 ``SOFTMAX`` at the graph exit -> the softmax moves after the exit's ``DEQUANTIZE`` and
+  runs in float (for an int8 output, a ``QUANTIZE`` follows it): probabilities come out of a
+  float softmax of the same int8 logits.
+"""
+
+import logging
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+log = logging.getLogger(__name__)
+
+HARD_SWISH_FORMS = ("xnnpack", "fused")
+
+_OP = schema.BuiltinOperator
+_INT8, _INT32, _FLOAT32 = schema.TensorType.INT8, schema.TensorType.INT32, schema.TensorType.FLOAT32
+# Op versions the TFLite converter (TF 2.21) writes for these kernels with int8 tensors (float
+# for SOFTMAX); the runtime registers every version up to its newest.
+_VERSIONS = {
+    _OP.ADD: 2, _OP.MUL: 2, _OP.DEPTHWISE_CONV_2D: 3, _OP.DEQUANTIZE: 2, _OP.QUANTIZE: 2,
+    _OP.SOFTMAX: 1,
+}
+
+
+# XNNPACK delegates an int8 ADD only if each input scale is at least 1/1024 of the output scale
+# (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.cc, VisitAddNode).
+_XNNPACK_MIN_ADD_SCALE_RATIO = 1024.0
+
+
+def check_hard_swish_form(hard_swish):
+    """Returns ``hard_swish`` if it names an int8 form of hard-swish; raises ValueError if not."""
+    if hard_swish not in HARD_SWISH_FORMS:
+        raise ValueError(
+            f"`hard_swish` must be one of {HARD_SWISH_FORMS}; received hard_swish={hard_swish!r}"
+        )
+    return hard_swish
+
+
+def _builtin(code):
+    # Codes >= 127 live in builtinCode; older files only fill deprecatedBuiltinCode.
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+class _Subgraph:
+    """Edits one subgraph of a ``schema.ModelT``: new tensors, constants, operators."""
+
+    def __init__(self, model, subgraph):
+        self.model = model
+        self.graph = subgraph
+        self.tensors = subgraph.tensors
+
+    def op_code(self, op):
+        return _builtin(self.model.operatorCodes[op.opcodeIndex])
+
+    def opcode_index(self, builtin):
+        version = _VERSIONS[builtin]
+        for index, code in enumerate(self.model.operatorCodes):
+            if _builtin(code) == builtin and code.version == version:
+                return index
+        code = schema.OperatorCodeT()
+        code.builtinCode = builtin
+        code.deprecatedBuiltinCode = min(builtin, 127)
+        code.version = version
+        self.model.operatorCodes.append(code)
+        return len(self.model.operatorCodes) - 1
+
+    def quant(self, tensor):
+        q = tensor.quantization
+        return float(q.scale[0]), int(q.zeroPoint[0])
+
+    def add_tensor(self, name, like, tensor_type, scale=None, zero_point=None):
+        tensor = schema.TensorT()
+        tensor.name = name
+        tensor.type = tensor_type
+        tensor.shape = np.array(like.shape, dtype=np.int32)
+        if like.shapeSignature is not None:
+            tensor.shapeSignature = np.array(like.shapeSignature, dtype=np.int32)
+        tensor.buffer = 0
+        if scale is not None:
+            tensor.quantization = _quantization([scale], [zero_point])
+        self.tensors.append(tensor)
+        return len(self.tensors) - 1
+
+    def add_constant(self, name, values, quantization):
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(np.ascontiguousarray(values).tobytes(), dtype=np.uint8)
+        self.model.buffers.append(buffer)
+        tensor = schema.TensorT()
+        tensor.name = name
+        tensor.type = _INT8 if values.dtype == np.int8 else _INT32
+        tensor.shape = np.array(values.shape, dtype=np.int32)
+        tensor.buffer = len(self.model.buffers) - 1
+        tensor.quantization = quantization
+        self.tensors.append(tensor)
+        return len(self.tensors) - 1
+
+    def operator(self, builtin, inputs, outputs, options_type=0, options=None):
+        op = schema.OperatorT()
+        op.opcodeIndex = self.opcode_index(builtin)
+        op.inputs = np.array(inputs, dtype=np.int32)
+        op.outputs = np.array(outputs, dtype=np.int32)
+        op.builtinOptionsType = options_type
+        op.builtinOptions = options
+        return op
+
+    def consumers(self, tensor_index):
+        return [op for op in self.graph.operators if tensor_index in list(op.inputs)]
+
+
+def _quantization(scale, zero_point, dimension=0):
+    q = schema.QuantizationParametersT()
+    q.scale = np.array(scale, dtype=np.float32)
+    q.zeroPoint = np.array(zero_point, dtype=np.int64)
+    q.quantizedDimension = dimension
+    return q
+
+
+def _activation_options(options_class, activation):
+    options = options_class()
+    options.fusedActivationFunction = activation
+    return options
+
+
+def _scalar(sub, name, value):
+    """Returns the index of a new int8 constant holding ``value`` exactly (stored as 127)."""
+    return sub.add_constant(name, np.array([127], np.int8), _quantization([value / 127], [0]))
+
+
+def _hard_swish_ops(sub, op):
+    """Returns ``(x / 6) * relu6(x + 3)`` as int8 MUL, ADD(RELU6), MUL replacing ``op``."""
+    x, y = int(op.inputs[0]), int(op.outputs[0])
+    x_scale, x_zero = sub.quant(sub.tensors[x])
+    name = sub.tensors[y].name
+    mul = schema.BuiltinOptions.MulOptions
+    none, relu6 = schema.ActivationFunctionType.NONE, schema.ActivationFunctionType.RELU6
+    # The largest value of relu6(x + 3); 0 must stay representable for the int8 zero point.
+    top = min(6.0, max(0.0, x_scale * (127 - x_zero) + 3.0)) or 6.0
+    gate_scale = top / 255.0
+    if x_scale < gate_scale / _XNNPACK_MIN_ADD_SCALE_RATIO:
+        # All of x spans less than 1/8 of the gate's int8 step, so relu6(x + 3) quantizes to
+        # exactly 3 and hard-swish is x / 2. XNNPACK also refuses an ADD whose input scale is
+        # that far below its output scale (random-weight networks get such tiny ranges).
+        return [
+            sub.operator(_OP.MUL, [x, _scalar(sub, f"{name}/half", 0.5)], [y], mul,
+                         _activation_options(schema.MulOptionsT, none))
+        ]
+    three = _scalar(sub, f"{name}/three", 3.0)
+    sixth = _scalar(sub, f"{name}/one_sixth", 1.0 / 6.0)
+    x_div6 = sub.add_tensor(f"{name}/x_div6", sub.tensors[x], _INT8, x_scale / 6.0, x_zero)
+    gate = sub.add_tensor(f"{name}/relu6_x_plus3", sub.tensors[x], _INT8, gate_scale, -128)
+    add = schema.BuiltinOptions.AddOptions
+    return [
+        sub.operator(_OP.MUL, [x, sixth], [x_div6], mul, _activation_options(schema.MulOptionsT, none)),
+        sub.operator(_OP.ADD, [x, three], [gate], add, _activation_options(schema.AddOptionsT, relu6)),
+        sub.operator(_OP.MUL, [x_div6, gate], [y], mul, _activation_options(schema.MulOptionsT, none)),
+    ]
+
+
+def _average_pool_ops(sub, op):
+    """Returns an int8 DEPTHWISE_CONV_2D equal to the unpadded AVERAGE_POOL_2D ``op``, or None."""
+    options = op.builtinOptions
+    x = int(op.inputs[0])
+    shape = list(sub.tensors[x].shape)
+    kh, kw = options.filterHeight, options.filterWidth
+    if len(shape) != 4 or min(shape[1:]) <= 0:
+        return None
+    if options.padding == schema.Padding.SAME:
+        # 'SAME' pads (and averages fewer cells at the border) unless the windows tile exactly.
+        for size, kernel, stride in ((shape[1], kh, options.strideH), (shape[2], kw, options.strideW)):
+            out = -(-size // stride)
+            if (out - 1) * stride + kernel - size > 0:
+                return None
+    channels = shape[3]
+    x_scale, _ = sub.quant(sub.tensors[x])
+    weight_scale = 1.0 / (kh * kw * 127)
+    name = sub.tensors[int(op.outputs[0])].name
+    weights = sub.add_constant(
+        f"{name}/average_weights",
+        np.full((1, kh, kw, channels), 127, np.int8),
+        _quantization([weight_scale] * channels, [0] * channels, dimension=3),
+    )
+    bias = sub.add_constant(
+        f"{name}/zero_bias",
+        np.zeros((channels,), np.int32),
+        _quantization([x_scale * weight_scale] * channels, [0] * channels),
+    )
+    conv = schema.DepthwiseConv2DOptionsT()
+    conv.padding = schema.Padding.VALID
+    conv.strideH, conv.strideW = options.strideH, options.strideW
+    conv.depthMultiplier = 1
+    conv.dilationHFactor = conv.dilationWFactor = 1
+    conv.fusedActivationFunction = options.fusedActivationFunction
+    return [
+        sub.operator(
+            _OP.DEPTHWISE_CONV_2D, [x, weights, bias], list(op.outputs),
+            schema.BuiltinOptions.DepthwiseConv2DOptions, conv,
+        )
+    ]
+
+
+def _float_softmax_ops(sub, op):
+    """Returns the exit ``op`` (int8 SOFTMAX [-> DEQUANTIZE]) as a float SOFTMAX, or None.
+
+    Returns ``(ops, dequantize_op_to_drop)``; None when the softmax is not at the graph exit.
+    """
+    logits, probs = int(op.inputs[0]), int(op.outputs[0])
+    outputs = [int(t) for t in sub.graph.outputs]
+    consumers = sub.consumers(probs)
+    dequantize = None
+    if probs in outputs:
+        if consumers:
+            return None
+    elif len(consumers) == 1 and sub.op_code(consumers[0]) == _OP.DEQUANTIZE:
+        dequantize = consumers[0]
+        if int(dequantize.outputs[0]) not in outputs:
+            return None
+    else:
+        return None
+    name = sub.tensors[logits].name
+    float_logits = sub.add_tensor(f"{name}/dequantized", sub.tensors[logits], _FLOAT32)
+    ops = [sub.operator(_OP.DEQUANTIZE, [logits], [float_logits])]
+    softmax = lambda out: sub.operator(  # noqa: E731
+        _OP.SOFTMAX, [float_logits], [out], op.builtinOptionsType, op.builtinOptions
+    )
+    if dequantize is not None:
+        ops.append(softmax(int(dequantize.outputs[0])))
+    else:
+        float_probs = sub.add_tensor(f"{sub.tensors[probs].name}/float", sub.tensors[probs], _FLOAT32)
+        ops += [softmax(float_probs), sub.operator(_OP.QUANTIZE, [float_probs], [probs])]
+    return ops, dequantize
+
+
+def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
+    """Returns the ``.tflite`` bytes with int8 ops XNNPACK skips rewritten as ops it runs.
+
+    See the module docstring for the three rewrites. Float ops, and models without these int8
+    ops, are left as they are (a float model comes back unchanged), so the exporter can call it
+    on every converted model.
+
+    Args:
+      tflite_model: the converted model (``bytes`` from ``TFLiteConverter.convert()``).
+      hard_swish: ``"xnnpack"`` (default) rewrites int8 ``HARD_SWISH`` into MUL/ADD/MUL so the
+        graph stays one XNNPACK partition; ``"fused"`` keeps the ``HARD_SWISH`` op.
+
+    Raises:
+      ValueError: on an unknown ``hard_swish``.
+    """
+    check_hard_swish_form(hard_swish)
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0)
+    counts = {"HARD_SWISH": 0, "AVERAGE_POOL_2D": 0, "SOFTMAX": 0}
+    for subgraph in model.subgraphs:
+        sub = _Subgraph(model, subgraph)
+        rewritten, dropped = [], []
+        for op in subgraph.operators:
+            code = sub.op_code(op)
+            int8_in = sub.tensors[int(op.inputs[0])].type == _INT8 if len(op.inputs) else False
+            new = None
+            if code == _OP.HARD_SWISH and int8_in and hard_swish == "xnnpack":
+                new = _hard_swish_ops(sub, op)
+            elif code == _OP.AVERAGE_POOL_2D and int8_in:
+                new = _average_pool_ops(sub, op)
+            elif code == _OP.SOFTMAX and int8_in:
+                result = _float_softmax_ops(sub, op)
+                if result is not None:
+                    new, dequantize = result
+                    dropped.append(dequantize)
+            if new is None:
+                rewritten.append(op)
+            else:
+                counts[schema_name(code)] += 1
+                rewritten.extend(new)
+        subgraph.operators = [op for op in rewritten if all(op is not d for d in dropped)]
+    if not any(counts.values()):
+        return bytes(tflite_model)
+    log.info("postprocess_tflite rewrote %s", counts)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def schema_name(builtin):
+    """Returns the name of a TFLite builtin op code (``117`` -> ``"HARD_SWISH"``)."""
+    return _OP_NAMES[builtin]
+
+
+_OP_NAMES = {v: k for k, v in vars(_OP).items() if not k.startswith("_")}
+
+
+def _interpreter(tflite_model, **kwargs):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=bytes(tflite_model), **kwargs)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _undelegated_interpreter(tflite_model):
+    from ai_edge_litert.interpreter import OpResolverType
+
+    return _interpreter(
+        tflite_model,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+
+
+def tflite_op_names(tflite_model):
+    """Returns the builtin op names of a ``.tflite`` model, in execution order."""
+    return [op["op_name"] for op in _undelegated_interpreter(tflite_model)._get_ops_details()]
+
+
+def xnnpack_partitions(tflite_model, num_threads=2):
+    """Returns how many XNNPACK partitions LiteRT makes of a ``.tflite`` model.
+
+    Counts the ``DELEGATE`` nodes LiteRT's ``Interpreter`` (default XNNPACK delegate) reports
+    after ``allocate_tensors``; 0 means XNNPACK took nothing. One partition means the whole
+    graph is delegated when ``undelegated_ops`` is also empty (an op left at either end of the
+    graph does not split it).
+    """
+    interpreter = _interpreter(tflite_model, num_threads=num_threads)
+    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
+
+
+def undelegated_ops(tflite_model, num_threads=2):
+    """Returns the names of the ops XNNPACK leaves to LiteRT's own kernels, in graph order.
+
+    LiteRT keeps the replaced nodes in its node list and appends one ``DELEGATE`` node per
+    partition, whose inputs and outputs are the partition's boundary tensors. The ops of a
+    partition are the producers reached walking back from its outputs without crossing its
+    inputs; every other op runs outside XNNPACK.
+    """
+    ops = _interpreter(tflite_model, num_threads=num_threads)._get_ops_details()
+    originals = [op for op in ops if op["op_name"] != "DELEGATE"]
+    producer = {int(t): op for op in originals for t in op["outputs"]}
+    delegated = set()
+    for partition in (op for op in ops if op["op_name"] == "DELEGATE"):
+        boundary = {int(t) for t in partition["inputs"]}
+        stack = [int(t) for t in partition["outputs"]]
+        while stack:
+            tensor = stack.pop()
+            op = producer.get(tensor)
+            if tensor in boundary or op is None or op["index"] in delegated:
+                continue
+            delegated.add(op["index"])
+            stack += [int(t) for t in op["inputs"] if t >= 0]
+    return [op["op_name"] for op in originals if op["index"] not in delegated]
+
+
+def inner_tensor_dtypes(tflite_model):
+    """Returns ``{tensor name: numpy dtype}`` of the tensors between the graph entry and exit.
+
+    Leaves out the model's inputs and outputs and the float tensors that lead to an output
+    through ``DEQUANTIZE``/``SOFTMAX``/``QUANTIZE`` (the exit), so a full-int8 model gives only
+    int8 and int32 tensors.
+    """
+    interpreter = _undelegated_interpreter(tflite_model)
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    producers = {out: op for op in interpreter._get_ops_details() for out in op["outputs"]}
+    edge = {d["index"] for d in interpreter.get_input_details()}
+    stack = [d["index"] for d in interpreter.get_output_details()]
+    while stack:
+        index = stack.pop()
+        edge.add(index)
+        op = producers.get(index)
+        if op is not None and op["op_name"] in ("DEQUANTIZE", "SOFTMAX", "QUANTIZE"):
+            stack += [i for i in op["inputs"] if np.dtype(details[i]["dtype"]) == np.float32]
+    return {t["name"]: np.dtype(t["dtype"]) for i, t in details.items() if i not in edge}

@@ -1,0 +1,276 @@
+"""Quantization-aware training (QAT) for kerasnets models and models made of kerasnets layers.
+
+``quantize_model`` is a drop-in for ``tfmot.quantization.keras.quantize_model``. It keeps
+tfmot's default 8-bit scheme (so Conv-BatchNorm-ReLU folding and per-channel weights stay as
+tfmot does them) and annotates only the layers tfmot has no rule for:
+
+- kerasnets ``HardSwish``/``HardSigmoid`` and Keras ``Multiply`` (squeeze-and-excite) and
+  ``Rescaling`` (input preprocessing): the output is quantized, as TFLite quantizes the op's
+  output tensor;
+- ``BatchNormalization`` that does not follow a convolution (DenseNet's pre-activation BN after
+  ``Concatenate`` or pooling): the output is quantized, or, when a ReLU follows, only after
+  the ReLU (TFLite fuses the ReLU into the BN's ``ADD``);
+- ``StochasticDepth``: nothing is quantized (the identity at inference).
+
+The QAT model is the same for both int8 forms of hard-swish: the converter fuses a quantized
+``HardSwish`` into ``HARD_SWISH``, and ``kerasnets.int8_forms.postprocess_tflite`` chooses the
+form of the exported graph (one XNNPACK partition by default).
+"""
+
+import tensorflow_model_optimization as tfmot
+
+from kerasnets._keras import keras
+from kerasnets.layers import HardSigmoid, HardSwish, StochasticDepth, custom_objects
+
+_tfq = tfmot.quantization.keras
+
+# The activations tfmot's QuantizeAwareActivation knows how to quantize (tfmot 0.8).
+_QUANTIZABLE_ACTIVATIONS = frozenset(
+    {"linear", "relu", "relu6", "swish", "gelu", "softmax", "sigmoid", "tanh"}
+)
+_RELU_ACTIVATIONS = frozenset({"relu", "relu6"})
+_CONV_CLASSES = ("Conv2D", "DepthwiseConv2D")
+_BN_CLASSES = ("BatchNormalization", "SyncBatchNormalization")
+
+
+def _activation_quantizer():
+    # tfmot's default 8-bit activation quantizer (Default8BitOutputQuantizeConfig uses it).
+    return _tfq.quantizers.MovingAverageQuantizer(
+        num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+    )
+
+
+class OutputQuantizeConfig(_tfq.QuantizeConfig):
+    """QuantizeConfig that quantizes a layer's output (8-bit asymmetric, moving-average range).
+
+    The same quantizer tfmot's default 8-bit scheme puts on outputs. ``quantize_output`` is an
+    attribute because tfmot's Concatenate transform switches it off on layers feeding a
+    concatenation (TFLite quantizes the concatenation's output only).
+    """
+
+    def __init__(self, quantize_output=True):
+        self.quantize_output = quantize_output
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return [_activation_quantizer()] if self.quantize_output else []
+
+    def get_config(self):
+        return {"quantize_output": self.quantize_output}
+
+
+class NoOpQuantizeConfig(OutputQuantizeConfig):
+    """QuantizeConfig that quantizes nothing: for the identity at inference, or a fused producer."""
+
+    def __init__(self):
+        super().__init__(quantize_output=False)
+
+    def get_config(self):
+        return {}
+
+
+def _quantize_objects():
+    return {
+        **custom_objects(),
+        "OutputQuantizeConfig": OutputQuantizeConfig,
+        "NoOpQuantizeConfig": NoOpQuantizeConfig,
+    }
+
+
+def quantize_scope(*args):
+    """Returns a scope in which saved kerasnets QAT models load (``keras.models.load_model``).
+
+    Includes tfmot's quantization objects, the kerasnets layers and the kerasnets
+    QuantizeConfigs; ``args`` are further ``{name: class}`` dicts, as in tfmot's
+    ``quantize_scope``.
+    """
+    return _tfq.quantize_scope(_quantize_objects(), *args)
+
+
+def _as_functional(model):
+    """Returns ``model`` as a functional model (a Sequential is wrapped); ValueError if neither."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"`model` must be a keras model; received {type(model).__name__} {model!r}"
+        )
+    if isinstance(model, keras.Sequential):
+        if not model.built or not model.inputs:
+            raise ValueError(
+                f"`model` must be built with known inputs; received the unbuilt Sequential model "
+                f"{model.name!r}. Start it with keras.Input(shape)."
+            )
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    if not model._is_graph_network:
+        raise ValueError(
+            f"`model` must be a functional or Sequential keras model; received the subclassed "
+            f"model {model.name!r} ({type(model).__name__}), whose layer graph is not known."
+        )
+    return model
+
+
+def _activation_name(activation):
+    return getattr(activation, "__name__", type(activation).__name__)
+
+
+def _inbound_layer_names(node_data):
+    """Yields the producer names in a layer config's serialized inbound node data.
+
+    An input is ``[layer_name, node_index, tensor_index(, kwargs)]``, nested in lists (one per
+    call) or in the kwargs of layers such as ``TFOpLambda``.
+    """
+    if isinstance(node_data, dict):
+        for value in node_data.values():
+            yield from _inbound_layer_names(value)
+    elif isinstance(node_data, (list, tuple)):
+        if len(node_data) in (3, 4) and isinstance(node_data[0], str) and isinstance(
+            node_data[1], int
+        ):
+            yield node_data[0]
+            if len(node_data) == 4:
+                yield from _inbound_layer_names(node_data[3])
+        else:
+            for item in node_data:
+                yield from _inbound_layer_names(item)
+
+
+class _Graph:
+    """The producer and consumer names of every layer of a functional model's config."""
+
+    def __init__(self, model):
+        config = model.get_config()
+        self.producers = {}
+        self.consumers = {l["config"]["name"]: [] for l in config["layers"]}
+        self.calls = {}
+        for layer in config["layers"]:
+            name = layer["config"]["name"]
+            self.calls[name] = len(layer["inbound_nodes"])
+            self.producers[name] = list(_inbound_layer_names(layer["inbound_nodes"]))
+            for producer in self.producers[name]:
+                self.consumers[producer].append(name)
+        for output in _inbound_layer_names(config["output_layers"]):
+            self.consumers[output].append(None)
+
+    def only_consumer(self, model, name):
+        consumers = self.consumers[name]
+        return model.get_layer(consumers[0]) if len(consumers) == 1 and consumers[0] else None
+
+
+def _is_relu(layer):
+    if isinstance(layer, keras.layers.ReLU):
+        return True
+    return isinstance(layer, keras.layers.Activation) and (
+        _activation_name(layer.activation) in _RELU_ACTIVATIONS
+    )
+
+
+def _is_folded_batch_norm(model, graph, layer):
+    """Returns True if tfmot folds this BatchNormalization into the convolution before it."""
+    producers = graph.producers[layer.name]
+    if graph.calls[layer.name] != 1 or len(producers) != 1:
+        return False
+    conv = model.get_layer(producers[0])
+    return (
+        type(conv).__name__ in _CONV_CLASSES
+        and _activation_name(conv.activation) == "linear"
+        and graph.calls[conv.name] == 1
+        and graph.consumers[conv.name] == [layer.name]
+    )
+
+
+def _unsupported(layer, reason):
+    return ValueError(
+        f"quantize_model: layer {layer.name!r} of type {type(layer).__name__} {reason}. Use "
+        "an equivalent supported layer (kerasnets.layers, or a keras layer tfmot quantizes), or "
+        "pass `quantize_configs={"
+        f"{layer.name!r}: <tfmot.quantization.keras.QuantizeConfig>"
+        "}` to quantize it yourself."
+    )
+
+
+def _copy_config(config):
+    # One instance per layer: tfmot's Concatenate transform mutates the configs it touches.
+    return type(config).from_config(config.get_config())
+
+
+def _quantize_config(model, graph, layer, registry, quantize_configs):
+    """Returns the QuantizeConfig for ``layer``, or None for tfmot's default one."""
+    for key in (layer.name, type(layer)):
+        if key in quantize_configs:
+            return _copy_config(quantize_configs[key])
+    if isinstance(layer, keras.Model):
+        raise _unsupported(layer, "is a nested model, which tfmot cannot quantize")
+    activation = getattr(layer, "activation", None)
+    if activation is not None and _activation_name(activation) not in _QUANTIZABLE_ACTIVATIONS:
+        raise _unsupported(
+            layer,
+            f"has activation {_activation_name(activation)!r}, which tfmot cannot quantize "
+            f"(allowed: {sorted(_QUANTIZABLE_ACTIVATIONS)})",
+        )
+    if isinstance(layer, StochasticDepth):
+        return NoOpQuantizeConfig()
+    if isinstance(layer, keras.layers.BatchNormalization):
+        if _is_folded_batch_norm(model, graph, layer):
+            return None
+    elif not isinstance(
+        layer, (HardSwish, HardSigmoid, keras.layers.Multiply, keras.layers.Rescaling)
+    ):
+        if registry.supports(layer):
+            return None
+        raise _unsupported(layer, "has no int8 quantization rule in tfmot or kerasnets")
+    consumer = graph.only_consumer(model, layer.name)
+    if consumer is not None and _is_relu(consumer):
+        return NoOpQuantizeConfig()
+    return OutputQuantizeConfig()
+
+
+def quantize_model(model, quantize_configs=None):
+    """Returns a quantization-aware (QAT) copy of ``model``, ready for ``fit`` and int8 conversion.
+
+    A drop-in for ``tfmot.quantization.keras.quantize_model`` that also quantizes kerasnets
+    layers, squeeze-and-excite ``Multiply``, ``Rescaling`` and BatchNormalization that does not
+    follow a convolution. Conv-BatchNorm(-ReLU) folding and per-channel weight quantization are
+    tfmot's default 8-bit scheme. The returned model has its own copy of the weights.
+
+    Args:
+      model: a functional or Sequential keras model (built, with known inputs).
+      quantize_configs: optional ``{layer name or layer class: QuantizeConfig}`` for layers
+        kerasnets and tfmot have no rule for, or to override a rule; each layer gets its own
+        copy of the config.
+
+    Raises:
+      ValueError: on a model that is not functional/Sequential, or a layer that cannot be
+        quantized (the message names the layer, its type and the fix).
+    """
+    quantize_configs = dict(quantize_configs or {})
+    for key, config in quantize_configs.items():
+        if not isinstance(config, _tfq.QuantizeConfig):
+            raise ValueError(
+                "`quantize_configs` values must be tfmot QuantizeConfig instances; received "
+                f"{type(config).__name__} for key {key!r}"
+            )
+    functional = _as_functional(model)
+    graph = _Graph(functional)
+    registry = _tfq.default_8bit.Default8BitQuantizeScheme().get_quantize_registry()
+    configs = {
+        layer.name: _quantize_config(functional, graph, layer, registry, quantize_configs)
+        for layer in functional.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+    }
+
+    def annotate(layer):
+        return _tfq.quantize_annotate_layer(layer, configs[layer.name])
+
+    with quantize_scope():
+        annotated = keras.models.clone_model(functional, clone_function=annotate)
+        return _tfq.quantize_apply(annotated)
