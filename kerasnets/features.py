@@ -10,10 +10,11 @@ inside a residual block or an Inception module is bypassed by a parallel branch,
 chosen; zero padding layers (a border added for the next strided conv) are not feature maps.
 
 What that gives: ResNet/ResNeXt ``conv{2..5}_block{n}_out``, Xception the outputs of blocks
-2, 3, 4 (after their max pool and addition) and of the exit flow, GoogLeNet ``conv2/3x3`` and
+2, 3 and 12 (the end of the middle flow) and of the exit flow, GoogLeNet ``conv2/3x3`` and
 inception 3b, 4e, 5b, DenseNet the transition convs before their average pools; MobileNetV2/V3/V4
 networks downsample inside a block that has no shortcut, so their map is the expansion of that
-block, taken before the strided depthwise conv (as the TF Object Detection API and DeepLab do).
+block, taken before the strided depthwise conv (the layers TensorFlow's image segmentation
+tutorial takes from MobileNetV2).
 """
 
 import math
