@@ -1,10 +1,12 @@
 """int8 TFLite graphs that LiteRT's default CPU delegate (XNNPACK) runs as one partition.
 
-The TFLite converter emits three int8 ops that XNNPACK does not take (measured with
+The TFLite converter emits int8 ops that XNNPACK does not take (measured with
 ``benchmarks/probe_xnnpack_int8.py``, ai-edge-litert 2.3.0): ``HARD_SWISH`` (MobileNetV3),
-``AVERAGE_POOL_2D`` (DenseNet transitions) and ``SOFTMAX`` (every classifier). Each one left on
-the reference kernels cuts the graph into one more XNNPACK partition, with a float round trip at
-each cut; int8 MobileNetV3 ends up slower than float.
+``AVERAGE_POOL_2D`` (DenseNet transitions), ``SOFTMAX`` (every classifier) and a standalone
+``RELU``/``RELU6`` (one the converter cannot fuse into its producer, e.g. Xception's ReLU after
+a residual ``Add`` that also feeds the next one). Each such op runs on LiteRT's own kernels
+between XNNPACK partitions, with a float round trip at each cut; int8 MobileNetV3 ends up
+slower than float.
 
 ``postprocess_tflite`` rewrites a converted model into equivalent ops XNNPACK does take. It
 works on the flatbuffer, after conversion, so it serves post-training and quantization-aware
@@ -16,6 +18,8 @@ models alike and leaves the Keras model (its float function and its weights) unt
   the quantization of the original output. ``hard_swish="fused"`` keeps ``HARD_SWISH``.
 - int8 ``AVERAGE_POOL_2D`` without padding -> ``DEPTHWISE_CONV_2D`` whose weights are all
   ``1 / (kh * kw)`` (exact in int8: value 127, scale ``1 / (127 kh kw)``) and bias 0.
+- int8 ``RELU``/``RELU6``/``RELU_N1_TO_1`` -> ``ADD(x, 0)`` with that activation fused, same
+  output quantization (the same int8 results).
 - int8 ``SOFTMAX`` at the graph exit -> the softmax moves after the exit's ``DEQUANTIZE`` and
   runs in float (for an int8 output, a ``QUANTIZE`` follows it): probabilities come out of a
   float softmax of the same int8 logits.
@@ -217,6 +221,24 @@ def _average_pool_ops(sub, op):
     ]
 
 
+# Standalone int8 activations XNNPACK leaves out, and the fused activation that replaces them.
+_FUSABLE_ACTIVATIONS = {
+    _OP.RELU: schema.ActivationFunctionType.RELU,
+    _OP.RELU6: schema.ActivationFunctionType.RELU6,
+    _OP.RELU_N1_TO_1: schema.ActivationFunctionType.RELU_N1_TO_1,
+}
+
+
+def _activation_ops(sub, op):
+    """Returns the standalone int8 RELU/RELU6/RELU_N1_TO_1 ``op`` as ADD(x, 0) with it fused."""
+    x, y = int(op.inputs[0]), int(op.outputs[0])
+    y_scale, _ = sub.quant(sub.tensors[y])
+    zero = sub.add_constant(f"{sub.tensors[y].name}/zero", np.array([0], np.int8),
+                            _quantization([y_scale], [0]))
+    options = _activation_options(schema.AddOptionsT, _FUSABLE_ACTIVATIONS[sub.op_code(op)])
+    return [sub.operator(_OP.ADD, [x, zero], [y], schema.BuiltinOptions.AddOptions, options)]
+
+
 def _float_softmax_ops(sub, op):
     """Returns the exit ``op`` (int8 SOFTMAX [-> DEQUANTIZE]) as a float SOFTMAX, or None.
 
@@ -252,7 +274,7 @@ def _float_softmax_ops(sub, op):
 def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
     """Returns the ``.tflite`` bytes with int8 ops XNNPACK skips rewritten as ops it runs.
 
-    See the module docstring for the three rewrites. Float ops, and models without these int8
+    See the module docstring for the rewrites. Float ops, and models without these int8
     ops, are left as they are (a float model comes back unchanged), so the exporter can call it
     on every converted model.
 
@@ -266,7 +288,7 @@ def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
     """
     check_hard_swish_form(hard_swish)
     model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0)
-    counts = {"HARD_SWISH": 0, "AVERAGE_POOL_2D": 0, "SOFTMAX": 0}
+    counts = {}
     for subgraph in model.subgraphs:
         sub = _Subgraph(model, subgraph)
         rewritten, dropped = [], []
@@ -278,6 +300,8 @@ def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
                 new = _hard_swish_ops(sub, op)
             elif code == _OP.AVERAGE_POOL_2D and int8_in:
                 new = _average_pool_ops(sub, op)
+            elif code in _FUSABLE_ACTIVATIONS and int8_in:
+                new = _activation_ops(sub, op)
             elif code == _OP.SOFTMAX and int8_in:
                 result = _float_softmax_ops(sub, op)
                 if result is not None:
@@ -286,10 +310,10 @@ def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
             if new is None:
                 rewritten.append(op)
             else:
-                counts[schema_name(code)] += 1
+                counts[schema_name(code)] = counts.get(schema_name(code), 0) + 1
                 rewritten.extend(new)
         subgraph.operators = [op for op in rewritten if all(op is not d for d in dropped)]
-    if not any(counts.values()):
+    if not counts:
         return bytes(tflite_model)
     log.info("postprocess_tflite rewrote %s", counts)
     builder = flatbuffers.Builder(1024)

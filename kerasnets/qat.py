@@ -29,7 +29,12 @@ _QUANTIZABLE_ACTIVATIONS = frozenset(
     {"linear", "relu", "relu6", "swish", "gelu", "softmax", "sigmoid", "tanh"}
 )
 _RELU_ACTIVATIONS = frozenset({"relu", "relu6"})
-_CONV_CLASSES = ("Conv2D", "DepthwiseConv2D")
+# Layers whose following BatchNormalization tfmot folds in (default_8bit_transforms patterns;
+# SeparableConv2D is first split into DepthwiseConv2D + Conv2D).
+_FOLDING_CLASSES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense")
+# Layers tfmot's default scheme quantizes through a graph transform, not its registry.
+_TRANSFORMED_CLASSES = ("SeparableConv2D",)
+# The BatchNormalization classes tfmot's folding patterns name.
 _BN_CLASSES = ("BatchNormalization", "SyncBatchNormalization")
 
 
@@ -177,11 +182,13 @@ def _is_relu(layer):
 def _is_folded_batch_norm(model, graph, layer):
     """Returns True if tfmot folds this BatchNormalization into the convolution before it."""
     producers = graph.producers[layer.name]
-    if graph.calls[layer.name] != 1 or len(producers) != 1:
+    if type(layer).__name__ not in _BN_CLASSES or graph.calls[layer.name] != 1 or len(
+        producers
+    ) != 1:
         return False
     conv = model.get_layer(producers[0])
     return (
-        type(conv).__name__ in _CONV_CLASSES
+        type(conv).__name__ in _FOLDING_CLASSES
         and _activation_name(conv.activation) == "linear"
         and graph.calls[conv.name] == 1
         and graph.consumers[conv.name] == [layer.name]
@@ -225,7 +232,7 @@ def _quantize_config(model, graph, layer, registry, quantize_configs):
     elif not isinstance(
         layer, (HardSwish, HardSigmoid, keras.layers.Multiply, keras.layers.Rescaling)
     ):
-        if registry.supports(layer):
+        if registry.supports(layer) or type(layer).__name__ in _TRANSFORMED_CLASSES:
             return None
         raise _unsupported(layer, "has no int8 quantization rule in tfmot or kerasnets")
     consumer = graph.only_consumer(model, layer.name)

@@ -344,6 +344,21 @@ def test_same_padded_average_pool_that_pads_is_left_alone():
     assert "AVERAGE_POOL_2D" in tflite_op_names(postprocess_tflite(converted))
 
 
+def test_standalone_relu_becomes_add_with_the_relu_fused():
+    # An Add feeding two consumers (as in Xception's residual chain) keeps its ReLUs apart.
+    inputs = keras.Input((8, 8, 4))
+    total = layers.Add()([layers.Conv2D(8, 1)(inputs), layers.Conv2D(8, 1)(inputs)])
+    outputs = layers.Concatenate()([layers.ReLU()(total), layers.ReLU(6.0)(total), total])
+    model = keras.Model(inputs, outputs)
+    samples = np.random.default_rng(2).uniform(-2, 2, (8, 8, 8, 4)).astype("float32")
+    converted = convert_int8(model, samples)
+    assert undelegated_ops(converted) == ["RELU", "RELU6"]
+    rewritten = postprocess_tflite(converted)
+    assert tflite_op_names(rewritten).count("ADD") == 3
+    assert xnnpack_partitions(rewritten) == 1 and undelegated_ops(rewritten) == []
+    np.testing.assert_array_equal(run_tflite(rewritten, samples), run_tflite(converted, samples))
+
+
 @pytest.mark.parametrize("int8_io", [False, True])
 def test_softmax_moves_to_float_at_the_exit(int8_io):
     inputs = keras.Input((6,))
