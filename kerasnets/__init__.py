@@ -12,6 +12,7 @@ from kerasnets import layers
 from kerasnets.densenet import (
     DenseNet, DenseNet121, DenseNet169, DenseNet201, DenseNet264, DenseNetCifar,
 )
+from kerasnets.early_exit import MSDNetCifar, MultiExitDenseNetCifar
 from kerasnets.googlenet import GoogLeNet
 from kerasnets.mobilenet_v1 import MobileNet, MobileNetV1
 from kerasnets.mobilenet_v2 import MobileNetV2
@@ -28,6 +29,6 @@ __all__ = [
     "DenseNet", "DenseNet121", "DenseNet169", "DenseNet201", "DenseNet264", "DenseNetCifar",
     "MobileNet", "MobileNetV1", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
     "MobileNetV4ConvSmall", "MobileNetV4ConvMedium", "GoogLeNet", "Xception", "ResNet50",
-    "ResNet101", "ResNeXt50_32x4d",
+    "ResNet101", "ResNeXt50_32x4d", "MSDNetCifar", "MultiExitDenseNetCifar",
     "Profile", "profile", "create_model", "list_models", "layers",
 ]
