@@ -163,10 +163,17 @@ def test_msdnet_preprocessing_inside_matches_data_preprocess(tiny_msdnet, images
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
-def test_models_are_pure_keras_layers(tiny_msdnet, tiny_densenet):
+def test_models_are_pure_keras_layers_and_round_trip_the_keras_format(
+        tiny_msdnet, tiny_densenet, images, tmp_path):
+    x = images[0][:4]
     for model in (tiny_msdnet, tiny_densenet):
         kinds = {type(layer).__name__ for layer in model.layers}
         assert not kinds & {"TFOpLambda", "SlicingOpLambda", "Lambda"}
+        path = tmp_path / f"{model.name}.keras"
+        model.save(str(path))
+        loaded = keras.models.load_model(str(path), compile=False)
+        for got, expected in zip(loaded(x, training=False), model(x, training=False)):
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs, message", [
