@@ -2,7 +2,8 @@
 exit histogram of the confidence-threshold policy over a threshold sweep and at thresholds
 calibrated for latency budgets, beside running every stage and the full network.
 
-    python benchmarks/early_exit_eval.py --data ../shared/data/cifar10 --epochs 3 --out out/early_exit
+    python benchmarks/early_exit_eval.py --data ../shared/data/cifar10 --epochs 2 \\
+        --out out/early_exit
 
 Trains a multi-exit model (joint loss, every exit weighted 1) on ``--data``/train minus a
 held-out 10 % per class, exports it as TFLite stages (fp32, and int8: QAT fine-tuned, or
@@ -244,7 +245,8 @@ def _full_predictions(interpreter, images):
 def format_table(name, report):
     """Returns the Markdown tables of one precision's report."""
     lines = [f"### {name}", "",
-             "| exit | accuracy % | cumulative MACs (M) | cumulative median ms | cumulative mean ms |",
+             "| exit | accuracy % | cumulative MACs (M) | cumulative median ms "
+             "| cumulative mean ms |",
              "|---|---|---|---|---|"]
     for k, (acc, macs, median, mean) in enumerate(zip(
             report["exit_accuracy"], report["cumulative_macs"], report["cumulative_median_ms"],
@@ -266,11 +268,13 @@ def format_table(name, report):
     target, full = report["target"], report["full_network"]
     lines += ["", f"Full network (one file, last exit only): accuracy "
                   f"{100 * full['accuracy']:.2f} %, {full['mean_ms']:.3f} ms.",
-              f"Target (calibrated 60 %, run end to end on {target['images']} images, interleaved): "
+              f"Target (calibrated 60 %, run end to end on {target['images']} images, "
+              "interleaved): "
               f"{target['policy_ms']:.3f} ms vs all stages {target['all_stages_ms']:.3f} ms "
               f"(ratio {target['latency_ratio']:.2f}; vs full network "
               f"{target['latency_ratio_vs_full_network']:.2f}), accuracy "
-              f"{100 * target['accuracy']:.2f} % vs last exit {100 * target['last_exit_accuracy']:.2f} "
+              f"{100 * target['accuracy']:.2f} % vs last exit "
+              f"{100 * target['last_exit_accuracy']:.2f} "
               f"% (drop {100 * target['accuracy_drop']:.2f} points): "
               f"{'MET' if target['met'] else 'NOT MET'}.",
               f"Threshold 1.0: accuracy {100 * report['threshold_1_accuracy']:.2f} %"
@@ -404,8 +408,10 @@ def build_parser():
     parser.add_argument("--arch", choices=ARCHS, default="msdnet",
                         help="msdnet (MSDNetCifar) or densenet (MultiExitDenseNetCifar)")
     parser.add_argument("--model-kwargs", default="{}",
-                        help="JSON builder arguments (msdnet defaults: %s)" % json.dumps(SMALL_MSDNET))
-    parser.add_argument("--epochs", type=int, default=3, help="training epochs (default: %(default)s)")
+                        help="JSON builder arguments (msdnet defaults: %s)"
+                        % json.dumps(SMALL_MSDNET))
+    parser.add_argument("--epochs", type=int, default=2,
+                        help="training epochs (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=2e-3,
                         help="Adam learning rate, cosine-decayed (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")

@@ -6,8 +6,8 @@ A multi-exit model has one classifier ("exit") after each of several stages and 
 per exit, in order. At inference an image stops at the first exit whose confidence (its largest
 softmax probability) reaches that exit's threshold; a hard image runs on to the next stage. That
 is the "budgeted batch classification" of MSDNet (Huang et al., 2018, "Multi-Scale Dense Networks
-for Resource Efficient Image Classification", ICLR, arXiv:1703.09844, section 3/4); running every
-stage and reading every exit is its "anytime prediction".
+for Resource Efficient Image Classification", ICLR, arXiv:1703.09844); running every stage and
+reading every exit is its "anytime prediction".
 
 - ``MultiExitDenseNetCifar``: the CIFAR DenseNet / DenseNet-BC of ``kerasnets.densenet`` with a
   classifier (BN-ReLU-global average pool-dense, the DenseNet head) after each dense block or at
@@ -178,7 +178,8 @@ def msdnet_block_layers(blocks, step_mode, step, base):
     for name, value in (("blocks", blocks), ("step", step), ("base", base)):
         check_positive_int(name, value)
     if step_mode not in STEP_MODES:
-        raise ValueError(f"`step_mode` must be one of {STEP_MODES}; received step_mode={step_mode!r}")
+        raise ValueError(
+            f"`step_mode` must be one of {STEP_MODES}; received step_mode={step_mode!r}")
     if step_mode == "even" and base < step:
         raise ValueError(
             f"`base` (layers before the first exit) must be >= `step` with step_mode='even'; "
@@ -299,8 +300,10 @@ def MSDNetCifar(blocks=10, step_mode="even", step=2, base=4, growth_rate=MSDNET_
     growth_rate = check_positive_int("growth_rate", growth_rate)
     stem_channels = check_positive_int("stem_channels", stem_channels)
     classifier_channels = check_positive_int("classifier_channels", classifier_channels)
-    if not isinstance(reduction, numbers.Real) or isinstance(reduction, bool) or not 0 < reduction <= 1:
-        raise ValueError(f"`reduction` must be a number in (0, 1]; received reduction={reduction!r}")
+    if (not isinstance(reduction, numbers.Real) or isinstance(reduction, bool)
+            or not 0 < reduction <= 1):
+        raise ValueError(
+            f"`reduction` must be a number in (0, 1]; received reduction={reduction!r}")
     odd = [s.growth_factor for s in scales[1:] if growth_rate * s.growth_factor % 2]
     if odd:
         raise ValueError(
@@ -606,9 +609,10 @@ def calibrate_thresholds(probabilities, labels, stage_costs, budget, grid=200):
     check_positive_int("grid", grid)
     confidence = probs.max(axis=-1)
     early = confidence[:-1].ravel()
-    candidates = [("shared", (1.0,) * (probs.shape[0] - 1)), ("shared", (0.0,) * (probs.shape[0] - 1))]
+    early_exits = probs.shape[0] - 1
+    candidates = [("shared", (1.0,) * early_exits), ("shared", (0.0,) * early_exits)]
     for t in np.unique(np.quantile(early, np.linspace(0, 1, grid))):
-        candidates.append(("shared", (min(float(t), MAX_EXIT_THRESHOLD),) * (probs.shape[0] - 1)))
+        candidates.append(("shared", (min(float(t), MAX_EXIT_THRESHOLD),) * early_exits))
     for q in np.linspace(0, 1, grid + 2)[1:-1]:
         candidates.append(("geometric", _geometric_thresholds(confidence, q)))
     best = None

@@ -1,8 +1,8 @@
 """Early-exit models as TFLite stages, and the LiteRT runtime that runs stages until an exit is
 confident enough.
 
-    python tflite/early_exit.py --stages out/ee/fp32/early_exit.json --data ../shared/data/cifar10/test \\
-        --thresholds 0.9
+    python tflite/early_exit.py --stages out/early_exit/fp32/early_exit.json \\
+        --data ../shared/data/cifar10/test --thresholds 0.9
 
 ``export_stages`` splits a multi-exit Keras model (``kerasnets.early_exit.split_stages``) and
 converts each stage with ``tflite/convert.py``'s ``convert`` (fp32, or int8: post-training or from
@@ -100,7 +100,8 @@ def _convert_multi_input(model, precision, representative_data, hard_swish="xnnp
 
     specs = [tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.float32, name=f"input_{i}")
              for i, x in enumerate(model.inputs)]
-    function = tf.function(lambda *xs: model(list(xs), training=False)).get_concrete_function(*specs)
+    function = tf.function(
+        lambda *xs: model(list(xs), training=False)).get_concrete_function(*specs)
     holder = tf.Module()
     holder.model_variables = list(model.variables)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], holder)
