@@ -17,6 +17,7 @@ block, taken before the strided depthwise conv (the layers TensorFlow's image se
 tutorial takes from MobileNetV2).
 """
 
+import inspect
 import math
 import numbers
 
@@ -110,6 +111,12 @@ def feature_model(entry, out_strides=DEFAULT_STRIDES, **kwargs):
     located on a model of the entry's default size and taken by layer name from the requested one.
     """
     out_strides = _check_out_strides(out_strides)
+    if "include_top" not in inspect.signature(entry.builder).parameters:
+        raise ValueError(
+            f"features_only=True needs a backbone with an `include_top` argument; {entry.name!r} "
+            f"(family {entry.family!r}) has its classifiers inside the network (one per exit). "
+            "Take the features of its backbone model instead."
+        )
     for arg, fixed in (("include_top", False), ("pooling", None)):
         if arg in kwargs and kwargs[arg] != fixed:
             raise ValueError(

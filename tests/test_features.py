@@ -10,6 +10,9 @@ from kerasnets._keras import layers
 from kerasnets.registry import get_entry
 
 ALL = kerasnets.list_models()
+# Multi-exit models carry their classifiers inside the network: no include_top, no features_only.
+MULTI_EXIT = [n for n in ALL if get_entry(n).family == "early_exit"]
+BACKBONES = [n for n in ALL if n not in MULTI_EXIT]
 # The CIFAR DenseNets have no stem downsampling: three dense blocks at strides 1, 2, 4
 # (paper section 3, "Implementation Details").
 CIFAR_FAMILIES = ("densenet_cifar",)
@@ -26,7 +29,7 @@ def chosen_layers(model):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", BACKBONES)
 def test_feature_maps_of_every_model_are_at_strides_4_8_16_32(name):
     size = feature_size(name)
     strides = (2, 4) if get_entry(name).family in CIFAR_FAMILIES else (4, 8, 16, 32)
@@ -105,3 +108,9 @@ def test_weights_load_and_the_last_map_is_the_backbone_output(tmp_path, real_ima
 def test_bad_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         kerasnets.create_model("mobilenet_v3_small", input_shape=(64, 64, 3), **kwargs)
+
+
+@pytest.mark.parametrize("name", MULTI_EXIT)
+def test_multi_exit_models_refuse_features_only(name):
+    with pytest.raises(ValueError, match="needs a backbone with an `include_top` argument"):
+        kerasnets.create_model(name, features_only=True)
