@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
+import tensorflow as tf
 
 from kerasnets import data as kdata
 from kerasnets.convention import check_positive_int
@@ -79,11 +80,6 @@ class DataSource:
     tfds_builder: object = None
     tfds_split: Optional[str] = None
 
-    @property
-    def indexable(self):
-        """Returns whether examples can be read in any order (folders and arrays)."""
-        return self.kind in ("folder", "arrays")
-
 
 def _folder_source(source):
     """Returns the ``DataSource`` of an image folder (directory or ``ZipFolder``)."""
@@ -103,8 +99,6 @@ def _folder_source(source):
 
 def _scan_tfrecords(files, label_offset):
     """Returns ``(count, smallest label, largest label)`` of TFRecord files (one pass)."""
-    import tensorflow as tf
-
     spec = {TFRECORD_LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
     records = tf.data.Dataset.from_tensor_slices(list(files)).interleave(
         tf.data.TFRecordDataset, cycle_length=_CYCLE_LENGTH, num_parallel_calls=tf.data.AUTOTUNE)
@@ -119,8 +113,6 @@ def _scan_tfrecords(files, label_offset):
 
 def _tfrecord_source(pattern, classes, label_offset):
     """Returns the ``DataSource`` of the TFRecord files matching the glob ``pattern``."""
-    import tensorflow as tf
-
     files = tuple(sorted(tf.io.gfile.glob(str(pattern))))
     if not files:
         raise ValueError(
@@ -219,8 +211,6 @@ def from_image_set(image_set):
 def _resize_uint8(image, size):
     """Returns ``image`` resized to ``size`` x ``size`` as ``kerasnets.data.resize_images`` does
     (bilinear, antialiased, rounded), unchanged when it already has that size."""
-    import tensorflow as tf
-
     def resize():
         resized = tf.image.resize(image, (size, size), antialias=True)
         return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
@@ -230,9 +220,7 @@ def _resize_uint8(image, size):
 
 
 def _decode(encoded):
-    """Returns the ``uint8`` ``(rows, cols, 3)`` image of encoded bytes (as ``data.decode_image``)."""
-    import tensorflow as tf
-
+    """Returns the ``uint8`` ``(rows, cols, 3)`` image of encoded bytes (``data.decode_image``)."""
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
@@ -241,8 +229,6 @@ def _decode(encoded):
 def random_resized_crop(image, size, seed, area=CROP_AREA, aspect=CROP_ASPECT):
     """Returns a random crop of ``image`` (``area`` fraction, ``aspect`` ratio) resized to
     ``size`` x ``size``: the ImageNet training crop; ``seed`` is a stateless ``[2]`` seed."""
-    import tensorflow as tf
-
     begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image), tf.zeros([1, 0, 4], tf.float32), seed=seed, min_object_covered=0.0,
         aspect_ratio_range=aspect, area_range=area, max_attempts=10,
@@ -253,24 +239,18 @@ def random_resized_crop(image, size, seed, area=CROP_AREA, aspect=CROP_ASPECT):
 def central_crop(image, size, fraction=EVAL_CENTRAL_FRACTION):
     """Returns the central ``fraction`` of ``image`` resized to ``size`` x ``size``: the
     ImageNet evaluation crop."""
-    import tensorflow as tf
-
     return _resize_uint8(tf.image.central_crop(image, fraction), size)
 
 
 def pad_crop(image, seed, pad=CIFAR_PAD):
     """Returns ``image`` zero-padded by ``pad`` pixels per side and randomly cropped back to its
     size: the CIFAR translation; ``seed`` is a stateless ``[2]`` seed."""
-    import tensorflow as tf
-
     padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
     return tf.image.stateless_random_crop(padded, tf.shape(image), seed=seed)
 
 
 def _augment(image, size, augment, seed):
     """Returns the training view of a decoded ``image`` (``size`` x ``size``, ``uint8``)."""
-    import tensorflow as tf
-
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
     if augment == "imagenet":
         image = random_resized_crop(image, size, crop_seed)
@@ -290,8 +270,6 @@ def _eval_view(image, size, augment):
 
 def _fold(seed, value):
     """Returns the stateless seed ``seed`` folded with the int64 ``value``."""
-    import tensorflow as tf
-
     return tf.random.experimental.stateless_fold_in(seed, tf.cast(value, tf.int64))
 
 
@@ -361,8 +339,6 @@ class Input:
 
     def _folder_table(self):
         """Returns ``(records, labels, load)`` of a folder read from its files or bytes."""
-        import tensorflow as tf
-
         source = self.source
         records = source.paths if source.paths is not None else source.encoded
         read = tf.io.read_file if source.paths is not None else tf.identity
@@ -374,8 +350,6 @@ class Input:
         ``records`` are file paths, encoded bytes or row indices of decoded images, and
         ``load(record)`` returns the decoded ``uint8`` image of a record.
         """
-        import tensorflow as tf
-
         if self.source.kind == "arrays":
             images, labels = self.source.images, self.source.labels
         elif self.cache:
@@ -390,9 +364,7 @@ class Input:
 
     def _records(self, files=None):
         """Returns a ``tf.data.Dataset`` of ``(encoded image, label)`` of a TFRecord or TFDS
-        source in stored order (``files``: the TFRecord files to read, by default all)."""
-        import tensorflow as tf
-
+        source in a fixed order (``files``: the TFRecord files to read, by default all)."""
         source = self.source
         if source.kind == "tfds":
             from tensorflow_datasets import decode
@@ -416,8 +388,6 @@ class Input:
 
     def _cache_images(self):
         """Returns ``(uint8 images at image_size, labels)`` of the source, decoded once."""
-        import tensorflow as tf
-
         if self._cached is None:
             if self.source.kind == "folder":
                 records, labels, load = self._folder_table()
@@ -437,14 +407,10 @@ class Input:
 
     def _finish(self, images, labels):
         """Returns a batch preprocessed for the model, with one-hot labels."""
-        import tensorflow as tf
-
         return (kdata.preprocess(tf.cast(images, tf.float32), self.mode),
                 tf.one_hot(labels, self.num_classes))
 
     def _options(self, distribute_policy):
-        import tensorflow as tf
-
         options = tf.data.Options()
         options.deterministic = self.deterministic
         options.experimental_distribute.auto_shard_policy = distribute_policy
@@ -455,8 +421,6 @@ class Input:
     def _epoch_order(self, count, epoch):
         """Returns ``count`` row indices of one epoch: whole random permutations of the
         source (as many as ``count`` needs), seeded by ``(seed, epoch)``."""
-        import tensorflow as tf
-
         n = self.source.num_examples
         key = _fold(tf.constant([self.seed, 0], tf.int64), epoch)
         perms = [tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
@@ -476,8 +440,6 @@ class Input:
           input_context: the ``tf.distribute.InputContext`` of this input pipeline; each
             pipeline reads a disjoint share of every global batch.
         """
-        import tensorflow as tf
-
         pipelines, pipeline_id, per_replica = 1, 0, self.batch_size
         if input_context is not None:
             pipelines = input_context.num_input_pipelines
@@ -504,7 +466,8 @@ class Input:
         else:
             load = _decode
             files = None if self.source.kind == "tfds" else tf.constant(self.source.files)
-            shard_files = files is not None and pipelines > 1 and len(self.source.files) >= pipelines
+            shard_files = (files is not None and pipelines > 1
+                           and len(self.source.files) >= pipelines)
             tfds_records = self._records() if files is None else None
 
             def epoch(e):
@@ -518,7 +481,7 @@ class Input:
                     stream = self._records(mine[pipeline_id::pipelines] if shard_files else mine)
                 shuffle_seed = tf.random.stateless_uniform(
                     [], _fold(key, -2), minval=None, maxval=None, dtype=tf.int64)
-                # Shuffled passes over the records; an epoch longer than one pass goes on to the next.
+                # Shuffled passes over the records; a longer epoch goes on into the next pass.
                 stream = stream.shuffle(self.shuffle_buffer, seed=shuffle_seed).repeat()
                 if shard_files:
                     stream = stream.take(epoch_size // pipelines).enumerate().map(
@@ -539,13 +502,11 @@ class Input:
         return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
     def eval_dataset(self):
-        """Returns the evaluation ``tf.data.Dataset``: every example once, in stored order,
+        """Returns the evaluation ``tf.data.Dataset``: every example once, in a fixed order,
         ``(images, one-hot labels)`` batches of the global batch size (the last may be partial).
 
         Under a ``tf.distribute`` strategy Keras shards it by examples across workers.
         """
-        import tensorflow as tf
-
         table = self._table()
         if table is not None:
             records, labels, load = table

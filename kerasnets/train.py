@@ -623,7 +623,8 @@ def build_parser():
     add("--data", help="training data (default: the embedded CIFAR-10 subset)")
     add("--eval-data", help="evaluation data (default: the embedded test split without --data)")
     add("--data-dir", help="folder of prepared TensorFlow Datasets (tfds: data)")
-    add("--classes", type=int, help="number of classes of TFRecord data (default: largest label + 1)")
+    add("--classes", type=int,
+        help="number of classes of TFRecord data (default: largest label + 1)")
     add("--label-offset", type=int, default=0,
         help="subtracted from TFRecord labels (1 for 1-based ImageNet TFRecords)")
     add("--epochs", type=int, help="total epochs (default: the recipe's)")
@@ -634,7 +635,8 @@ def build_parser():
                          "see kerasnets.recipes.list_recipes()")
     add("--set", action="append", metavar="FIELD=VALUE", dest="overrides",
         help="override a recipe field, repeatable, e.g. label_smoothing=0.1 ema=null")
-    add("--augment", choices=("imagenet", "cifar", "none"), help="augmentation (default: the recipe's)")
+    add("--augment", choices=("imagenet", "cifar", "none"),
+        help="augmentation (default: the recipe's)")
     add("--cache", action="store_true", help="decode the training data once into memory")
     add("--strategy", default="auto", choices=STRATEGIES, help="tf.distribute strategy "
         "(default: %(default)s)")
@@ -707,7 +709,8 @@ def run(args):
 def main(argv=None):
     """Runs the command line; returns the exit status (0 ok, 2 bad input, 1 other errors)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         result = run(args)
     except AlreadyComplete as done:

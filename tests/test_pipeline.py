@@ -163,7 +163,7 @@ def test_resuming_at_an_epoch_and_step_gives_the_same_batches(folder):
 def test_each_epoch_is_a_new_permutation(folder):
     pipe = pipeline.Input(pipeline.open_source(folder), 32, "raw", 8, seed=5)
     stream = batches(pipe.train_dataset(), 10)
-    epochs = [np.concatenate([x for x, _ in stream[:5]]), np.concatenate([x for x, _ in stream[5:]])]
+    epochs = [np.concatenate([x for x, _ in part]) for part in (stream[:5], stream[5:])]
     reference = eval_arrays(pipeline.Input(pipe.source, 32, "raw", 8))[0]
     for images in epochs:  # every image exactly once per epoch
         assert sorted(map(bytes, images.reshape(40, -1))) == sorted(

@@ -263,7 +263,8 @@ def test_fit_a_registry_model_writes_checkpoints_metrics_and_weights(folder, tmp
                        checkpoint_dir=run_dir, model_kwargs={"alpha": 0.25}, seed=0, verbose=0)
     assert result.steps == 4 and result.images_per_second > 0
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["model"] == "mobilenet_v1" and info["settings"]["recipe"]["name"] == "densenet_cifar"
+    assert info["model"] == "mobilenet_v1"
+    assert info["settings"]["recipe"]["name"] == "densenet_cifar"
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and {"loss", "accuracy", "val_accuracy", "images_per_second"} <= set(
         rows[0].split(","))
