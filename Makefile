@@ -17,8 +17,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: venv
 	$(PY) -m kerasnets demo
 
+# Two workers: building Keras graphs is single-threaded Python, so two processes use both cores.
 test: venv
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n 2 --dist worksteal
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
