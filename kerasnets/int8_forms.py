@@ -20,6 +20,9 @@ models alike and leaves the Keras model (its float function and its weights) unt
   ``1 / (kh * kw)`` (exact in int8: value 127, scale ``1 / (127 kh kw)``) and bias 0.
 - int8 ``RELU``/``RELU6``/``RELU_N1_TO_1`` -> ``ADD(x, 0)`` with that activation fused, same
   output quantization (the same int8 results).
+- int8 ``ADD`` with a constant input whose scale is below 1/1024 of the output scale (XNNPACK's
+  limit; e.g. a BatchNorm offset near zero) -> the constant requantized to the smallest scale
+  XNNPACK takes, which moves it by less than 1/2048 of an output step.
 - int8 ``SOFTMAX`` at the graph exit -> the softmax moves after the exit's ``DEQUANTIZE`` and
   runs in float (for an int8 output, a ``QUANTIZE`` follows it): probabilities come out of a
   float softmax of the same int8 logits.
@@ -239,6 +242,37 @@ def _activation_ops(sub, op):
     return [sub.operator(_OP.ADD, [x, zero], [y], schema.BuiltinOptions.AddOptions, options)]
 
 
+def _add_constant_ops(sub, op):
+    """Returns the int8 ADD ``op`` with a constant input requantized for XNNPACK, or None.
+
+    XNNPACK refuses an ADD whose input scale is below 1/1024 of its output scale. A constant
+    that small (a BatchNorm offset near zero, say) moves by less than 1/2048 of an output step
+    when requantized to the smallest scale XNNPACK takes.
+    """
+    y_scale, _ = sub.quant(sub.tensors[int(op.outputs[0])])
+    smallest = y_scale / _XNNPACK_MIN_ADD_SCALE_RATIO * 1.001
+    inputs = [int(i) for i in op.inputs]
+    for position, index in enumerate(inputs):
+        tensor = sub.tensors[index]
+        data = sub.model.buffers[tensor.buffer].data if tensor.buffer else None
+        if data is None or len(data) == 0 or tensor.type != _INT8:
+            continue
+        scale, zero = sub.quant(tensor)
+        if len(tensor.quantization.scale) != 1 or scale >= smallest:
+            continue
+        real = scale * (np.asarray(data, np.uint8).view(np.int8).astype(np.float64) - zero)
+        new_scale = max(smallest, float(np.abs(real).max()) / 127)
+        values = np.clip(np.round(real / new_scale), -127, 127).astype(np.int8)
+        inputs[position] = sub.add_constant(
+            f"{tensor.name}/requantized", values.reshape(list(tensor.shape)),
+            _quantization([new_scale], [0]),
+        )
+    if inputs == [int(i) for i in op.inputs]:
+        return None
+    return [sub.operator(_OP.ADD, inputs, list(op.outputs), op.builtinOptionsType,
+                         op.builtinOptions)]
+
+
 def _float_softmax_ops(sub, op):
     """Returns the exit ``op`` (int8 SOFTMAX [-> DEQUANTIZE]) as a float SOFTMAX, or None.
 
@@ -302,6 +336,8 @@ def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
                 new = _average_pool_ops(sub, op)
             elif code in _FUSABLE_ACTIVATIONS and int8_in:
                 new = _activation_ops(sub, op)
+            elif code == _OP.ADD and int8_in:
+                new = _add_constant_ops(sub, op)
             elif code == _OP.SOFTMAX and int8_in:
                 result = _float_softmax_ops(sub, op)
                 if result is not None:

@@ -10,7 +10,10 @@ tfmot does them) and annotates only the layers tfmot has no rule for:
 - ``BatchNormalization`` that does not follow a convolution (DenseNet's pre-activation BN after
   ``Concatenate`` or pooling): the output is quantized, or, when a ReLU follows, only after
   the ReLU (TFLite fuses the ReLU into the BN's ``ADD``);
-- ``StochasticDepth``: nothing is quantized (the identity at inference).
+- ``StochasticDepth``: nothing is quantized (the identity at inference);
+- ``AveragePooling2D``: nothing is quantized, unlike tfmot's default: TFLite's int8 average
+  pool keeps its input's quantization, and a second range after it made the converter put a
+  float ``DEQUANTIZE``/``QUANTIZE`` round trip into DenseNet transitions.
 
 The QAT model is the same for both int8 forms of hard-swish: the converter fuses a quantized
 ``HardSwish`` into ``HARD_SWISH``, and ``kerasnets.int8_forms.postprocess_tflite`` chooses the
@@ -224,7 +227,7 @@ def _quantize_config(model, graph, layer, registry, quantize_configs):
             f"has activation {_activation_name(activation)!r}, which tfmot cannot quantize "
             f"(allowed: {sorted(_QUANTIZABLE_ACTIVATIONS)})",
         )
-    if isinstance(layer, StochasticDepth):
+    if isinstance(layer, (StochasticDepth, keras.layers.AveragePooling2D)):
         return NoOpQuantizeConfig()
     if isinstance(layer, keras.layers.BatchNormalization):
         if _is_folded_batch_norm(model, graph, layer):
