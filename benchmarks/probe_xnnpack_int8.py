@@ -76,6 +76,12 @@ def _v3_head(x):
     return layers.Activation("softmax")(x)
 
 
+def _relu_after_shared_add(x):
+    layers = _layers()
+    total = layers.Add()([x, layers.Conv2D(16, 1)(x)])
+    return layers.Add()([total, layers.Conv2D(16, 1)(layers.ReLU()(total))])
+
+
 def patterns():
     """Returns ``{name: (function of a Keras tensor, ends_model)}`` of the probed patterns."""
     from kerasnets.layers import HardSigmoid
@@ -91,6 +97,7 @@ def patterns():
         "standalone BN after AveragePooling2D": (
             lambda x: layers.BatchNormalization()(layers.AveragePooling2D(2)(x)), False),
         "AveragePooling2D(2) (DenseNet transition)": (lambda x: layers.AveragePooling2D(2)(x), False),
+        "Xception: ReLU after an Add that also feeds the next Add": (_relu_after_shared_add, False),
         "ZeroPadding2D-MaxPooling2D(3, 2)": (
             lambda x: layers.MaxPooling2D(3, 2)(layers.ZeroPadding2D(1)(x)), False),
         "Rescaling(1/127.5, -1) at the input": (None, False),
@@ -117,6 +124,17 @@ def pattern_model(function, ends_model):
     return keras.Model(inputs, x)
 
 
+def _converter(model):
+    import tensorflow as tf
+
+    # Converting a concrete function skips tracing every Keras layer for a SavedModel.
+    spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32)
+    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    holder = tf.Module()
+    holder.model_variables = list(model.variables)
+    return tf.lite.TFLiteConverter.from_concrete_functions([function], holder)
+
+
 def convert_int8(model, samples):
     """Returns the full-int8 ``.tflite`` bytes of ``model`` (float I/O), calibrated on ``samples``.
 
@@ -126,7 +144,7 @@ def convert_int8(model, samples):
     """
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = _converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([s[None]] for s in samples)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -135,9 +153,7 @@ def convert_int8(model, samples):
 
 def convert_fp32(model):
     """Returns the float32 ``.tflite`` bytes of ``model``."""
-    import tensorflow as tf
-
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    return _converter(model).convert()
 
 
 def random_inputs(shape, count, seed=0, low=0.0, high=255.0):
@@ -158,8 +174,10 @@ def qat_model(model, samples):
 
 
 def probe_patterns(qat=False):
-    """Returns rows ``(pattern, ops as converted, partitions, ops after postprocess, partitions)``."""
-    from kerasnets.int8_forms import postprocess_tflite, tflite_op_names, xnnpack_partitions
+    """Returns rows ``(pattern, ops, partitions, left out)`` as converted, then postprocessed."""
+    from kerasnets.int8_forms import (
+        postprocess_tflite, tflite_op_names, undelegated_ops, xnnpack_partitions,
+    )
 
     samples = random_inputs(PATTERN_SHAPE, 8, low=-1.0, high=1.0)
     rows = []
@@ -172,7 +190,9 @@ def probe_patterns(qat=False):
         rows.append((
             name,
             _inner_ops(tflite_op_names(converted)), xnnpack_partitions(converted),
+            " ".join(undelegated_ops(converted)) or "-",
             _inner_ops(tflite_op_names(rewritten)), xnnpack_partitions(rewritten),
+            " ".join(undelegated_ops(rewritten)) or "-",
         ))
     return rows
 
@@ -215,10 +235,13 @@ def time_models(models, inputs, threads, runs, warmup=10):
 
 
 def latency_rows(model_names, size, threads, runs):
-    """Returns rows ``(model, threads, fp32 ms, int8 fused ms, int8 xnnpack ms, ratios, parts)``."""
+    """Returns rows ``(model, threads, fp32 ms, int8 fused ms, int8 xnnpack ms, ratios, parts)``.
+
+    ``parts`` reads "partitions (ops left out of XNNPACK)".
+    """
     import kerasnets
     from kerasnets._keras import keras
-    from kerasnets.int8_forms import postprocess_tflite, xnnpack_partitions
+    from kerasnets.int8_forms import postprocess_tflite, undelegated_ops, xnnpack_partitions
 
     calibration = random_inputs((size, size, 3), 4)
     rows = []
@@ -234,7 +257,8 @@ def latency_rows(model_names, size, threads, runs):
             "fused": postprocess_tflite(int8, hard_swish="fused"),
             "xnnpack": postprocess_tflite(int8, hard_swish="xnnpack"),
         }
-        parts = {form: xnnpack_partitions(b, threads) for form, b in forms.items()}
+        parts = {form: f"{xnnpack_partitions(b, threads)} ({len(undelegated_ops(b, threads))})"
+                 for form, b in forms.items()}
         log.info("timing %s", name)
         medians = time_models(forms, calibration[:1], threads, runs)
         fp32 = medians["fp32"]
@@ -271,12 +295,15 @@ def main(argv=None):
     lat.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
     lat.add_argument("--runs", type=int, default=60, help="timed runs per model (default 60)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    log.setLevel(logging.INFO)
     if args.command == "patterns":
         kind = "QAT (kerasnets.qat.quantize_model)" if args.qat else "post-training int8"
-        print(f"{kind}; partitions = XNNPACK DELEGATE nodes (1 = fully delegated)\n")
-        _print_table(("pattern", "int8 ops as converted", "parts", "after postprocess_tflite",
-                      "parts"), probe_patterns(qat=args.qat))
+        print(f"{kind}; parts = XNNPACK partitions (DELEGATE nodes), left out = ops XNNPACK "
+              "does not take\n")
+        _print_table(("pattern", "int8 ops as converted", "parts", "left out",
+                      "after postprocess_tflite", "parts", "left out"),
+                     probe_patterns(qat=args.qat))
         return 0
     if args.runs < 1 or args.size < 32:
         parser.error(f"--runs must be >= 1 and --size >= 32; received {args.runs}, {args.size}")
@@ -290,7 +317,8 @@ def main(argv=None):
     print(f"\n{args.size}x{args.size}, random weights, LiteRT Interpreter + XNNPACK, median of "
           f"{args.runs}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
     _print_table(("model", "threads", "fp32 ms", "int8 fused ms", "int8 xnnpack ms",
-                  "fused/fp32", "xnnpack/fp32", "fused parts", "xnnpack parts"), rows)
+                  "fused/fp32", "xnnpack/fp32", "fused parts (left out)",
+                  "xnnpack parts (left out)"), rows)
     return 0
 
 
