@@ -11,9 +11,10 @@ step), and is printed with its ops and the number of XNNPACK partitions LiteRT m
 ``DELEGATE`` nodes; 1 = fully delegated), as converted and after
 ``kerasnets.int8_forms.postprocess_tflite``.
 
-``latency``: registered models (random weights) and keras.applications.MobileNetV3Small (the
-peer) as fp32, int8 as converted ("fused": ``HARD_SWISH`` kept) and int8 after
-``postprocess_tflite`` ("xnnpack"), all timed interleaved in one process with LiteRT's
+``latency``: registered models (random weights), keras.applications.MobileNetV3Small (the
+peer) and a control of four plain 1x1 convolutions (what int8 gains on this CPU at best) as
+fp32, int8 as converted ("fused": ``HARD_SWISH`` kept) and int8 after ``postprocess_tflite``
+("xnnpack"), all timed interleaved in one process with LiteRT's
 ``Interpreter`` (default XNNPACK), median of ``--runs`` runs after warm-up. With one thread the
 time is the thread's CPU time, which a loaded machine disturbs less than wall time; with more
 threads it is wall time. The load average is printed with the table: on a shared machine the
@@ -82,6 +83,21 @@ def _relu_after_shared_add(x):
     return layers.Add()([total, layers.Conv2D(16, 1)(layers.ReLU()(total))])
 
 
+def _conv_bn_relu(x):
+    layers = _layers()
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False)(x)
+    return layers.ReLU()(layers.BatchNormalization()(x))
+
+
+def _pooled_head(x, softmax):
+    layers = _layers()
+    if softmax:
+        x = layers.Dense(10)(layers.GlobalAveragePooling2D()(x))
+        return layers.Activation("softmax")(x)
+    x = layers.Conv2D(10, 1)(layers.GlobalAveragePooling2D(keepdims=True)(x))
+    return layers.Flatten()(x)
+
+
 def patterns():
     """Returns ``{name: (function of a Keras tensor, ends_model)}`` of the probed patterns."""
     from kerasnets.layers import HardSigmoid
@@ -91,26 +107,25 @@ def patterns():
         "hard-swish (kerasnets HardSwish)": (_hard_swish, False),
         "hard-sigmoid (kerasnets HardSigmoid)": (lambda x: HardSigmoid()(x), False),
         "SE: GAP keepdims-conv-relu-conv-hsig-Multiply": (_squeeze_excite, False),
-        "BN-ReLU after conv (folded)": (
-            lambda x: layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(8, 3, padding="same", use_bias=False)(x))), False),
+        "BN-ReLU after conv (folded)": (_conv_bn_relu, False),
         "DenseNet layer: BN-ReLU-conv x2, Concatenate": (_dense_layer, False),
         "standalone BN after AveragePooling2D": (
             lambda x: layers.BatchNormalization()(layers.AveragePooling2D(2)(x)), False),
-        "AveragePooling2D(2) (DenseNet transition)": (lambda x: layers.AveragePooling2D(2)(x), False),
-        "Xception: ReLU after an Add that also feeds the next Add": (_relu_after_shared_add, False),
+        "AveragePooling2D(2) (DenseNet transition)": (
+            lambda x: layers.AveragePooling2D(2)(x), False),
+        "Xception: ReLU after an Add that also feeds the next Add": (
+            _relu_after_shared_add, False),
         "ZeroPadding2D-MaxPooling2D(3, 2)": (
             lambda x: layers.MaxPooling2D(3, 2)(layers.ZeroPadding2D(1)(x)), False),
         "Rescaling(1/127.5, -1) at the input": (None, False),
-        "GAP(keepdims)-conv-Flatten (no softmax)": (
-            lambda x: layers.Flatten()(layers.Conv2D(10, 1)(layers.GlobalAveragePooling2D(keepdims=True)(x))), True),
-        "GAP-Dense-Activation(softmax)": (
-            lambda x: layers.Activation("softmax")(layers.Dense(10)(layers.GlobalAveragePooling2D()(x))), True),
+        "GAP(keepdims)-conv-Flatten (no softmax)": (lambda x: _pooled_head(x, False), True),
+        "GAP-Dense-Activation(softmax)": (lambda x: _pooled_head(x, True), True),
         "V3 head: GAP-conv-hswish-dropout-conv-flatten-softmax": (_v3_head, True),
     }
 
 
 def pattern_model(function, ends_model):
-    """Returns a small model: [Rescaling or conv] -> pattern -> conv (unless the pattern ends it)."""
+    """Returns a small model: [Rescaling or conv] -> pattern -> conv (unless the pattern ends)."""
     from kerasnets._keras import keras
 
     layers = _layers()
@@ -234,6 +249,25 @@ def time_models(models, inputs, threads, runs, warmup=10):
     return {name: float(np.median(values)) for name, values in samples.items()}
 
 
+CONTROL = "control:conv1x1x4"
+
+
+def control_model(size):
+    """Returns four 1x1 conv-ReLU layers of 128 channels at ``size / 4``: int8's pure-GEMM gain.
+
+    No op here needs a rewrite, so its int8/fp32 ratio is what the CPU's int8 kernels give
+    convolutions at best; a network's ratio is to be read against it.
+    """
+    from kerasnets._keras import keras
+
+    layers = _layers()
+    inputs = keras.Input((size // 4, size // 4, 128))
+    x = inputs
+    for _ in range(4):
+        x = layers.Conv2D(128, 1, activation="relu")(x)
+    return keras.Model(inputs, x, name="conv1x1x4")
+
+
 def latency_rows(model_names, size, threads, runs):
     """Returns rows ``(model, threads, fp32 ms, int8 fused ms, int8 xnnpack ms, ratios, parts)``.
 
@@ -243,10 +277,13 @@ def latency_rows(model_names, size, threads, runs):
     from kerasnets._keras import keras
     from kerasnets.int8_forms import postprocess_tflite, undelegated_ops, xnnpack_partitions
 
-    calibration = random_inputs((size, size, 3), 4)
     rows = []
     for name in model_names:
-        if name == "keras.applications.MobileNetV3Small":
+        calibration = random_inputs((size // 4, size // 4, 128) if name == CONTROL
+                                    else (size, size, 3), 4)
+        if name == CONTROL:
+            model = control_model(size)
+        elif name == "keras.applications.MobileNetV3Small":
             model = keras.applications.MobileNetV3Small(input_shape=(size, size, 3), weights=None)
         else:
             model = kerasnets.create_model(name, input_shape=(size, size, 3), weights=None)
@@ -288,9 +325,10 @@ def main(argv=None):
                    "post-training quantization")
     lat = sub.add_parser("latency", help="fp32 vs int8 latency of whole models")
     lat.add_argument("--models", default="mobilenet_v3_small,mobilenet_v3_large,"
-                     "keras.applications.MobileNetV3Small",
-                     help="comma-separated registry names (and/or "
-                     "keras.applications.MobileNetV3Small, the peer)")
+                     f"keras.applications.MobileNetV3Small,mobilenet_v2,{CONTROL}",
+                     help="comma-separated registry names, keras.applications.MobileNetV3Small "
+                     f"(the peer) and/or {CONTROL} (four 1x1 convs: the CPU's int8 gain on "
+                     "plain convolutions)")
     lat.add_argument("--size", type=int, default=224, help="input rows = cols (default 224)")
     lat.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
     lat.add_argument("--runs", type=int, default=60, help="timed runs per model (default 60)")

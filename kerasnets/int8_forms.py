@@ -94,6 +94,11 @@ class _Subgraph:
         q = tensor.quantization
         return float(q.scale[0]), int(q.zeroPoint[0])
 
+    def name(self, index, suffix):
+        """Returns the name of tensor ``index`` (the object API reads bytes) plus ``suffix``."""
+        name = self.tensors[index].name
+        return (name.decode() if isinstance(name, bytes) else str(name)) + suffix
+
     def add_tensor(self, name, like, tensor_type, scale=None, zero_point=None):
         tensor = schema.TensorT()
         tensor.name = name
@@ -156,7 +161,7 @@ def _hard_swish_ops(sub, op):
     """Returns ``(x / 6) * relu6(x + 3)`` as int8 MUL, ADD(RELU6), MUL replacing ``op``."""
     x, y = int(op.inputs[0]), int(op.outputs[0])
     x_scale, x_zero = sub.quant(sub.tensors[x])
-    name = sub.tensors[y].name
+    name = sub.name(y, "")
     mul = schema.BuiltinOptions.MulOptions
     none, relu6 = schema.ActivationFunctionType.NONE, schema.ActivationFunctionType.RELU6
     # The largest value of relu6(x + 3); 0 must stay representable for the int8 zero point.
@@ -175,10 +180,12 @@ def _hard_swish_ops(sub, op):
     x_div6 = sub.add_tensor(f"{name}/x_div6", sub.tensors[x], _INT8, x_scale / 6.0, x_zero)
     gate = sub.add_tensor(f"{name}/relu6_x_plus3", sub.tensors[x], _INT8, gate_scale, -128)
     add = schema.BuiltinOptions.AddOptions
+    no_activation = _activation_options(schema.MulOptionsT, none)
     return [
-        sub.operator(_OP.MUL, [x, sixth], [x_div6], mul, _activation_options(schema.MulOptionsT, none)),
-        sub.operator(_OP.ADD, [x, three], [gate], add, _activation_options(schema.AddOptionsT, relu6)),
-        sub.operator(_OP.MUL, [x_div6, gate], [y], mul, _activation_options(schema.MulOptionsT, none)),
+        sub.operator(_OP.MUL, [x, sixth], [x_div6], mul, no_activation),
+        sub.operator(_OP.ADD, [x, three], [gate], add,
+                     _activation_options(schema.AddOptionsT, relu6)),
+        sub.operator(_OP.MUL, [x_div6, gate], [y], mul, no_activation),
     ]
 
 
@@ -192,14 +199,15 @@ def _average_pool_ops(sub, op):
         return None
     if options.padding == schema.Padding.SAME:
         # 'SAME' pads (and averages fewer cells at the border) unless the windows tile exactly.
-        for size, kernel, stride in ((shape[1], kh, options.strideH), (shape[2], kw, options.strideW)):
+        for size, kernel, stride in ((shape[1], kh, options.strideH),
+                                     (shape[2], kw, options.strideW)):
             out = -(-size // stride)
             if (out - 1) * stride + kernel - size > 0:
                 return None
     channels = shape[3]
     x_scale, _ = sub.quant(sub.tensors[x])
     weight_scale = 1.0 / (kh * kw * 127)
-    name = sub.tensors[int(op.outputs[0])].name
+    name = sub.name(int(op.outputs[0]), "")
     weights = sub.add_constant(
         f"{name}/average_weights",
         np.full((1, kh, kw, channels), 127, np.int8),
@@ -236,7 +244,7 @@ def _activation_ops(sub, op):
     """Returns the standalone int8 RELU/RELU6/RELU_N1_TO_1 ``op`` as ADD(x, 0) with it fused."""
     x, y = int(op.inputs[0]), int(op.outputs[0])
     y_scale, _ = sub.quant(sub.tensors[y])
-    zero = sub.add_constant(f"{sub.tensors[y].name}/zero", np.array([0], np.int8),
+    zero = sub.add_constant(sub.name(y, "/zero"), np.array([0], np.int8),
                             _quantization([y_scale], [0]))
     options = _activation_options(schema.AddOptionsT, _FUSABLE_ACTIVATIONS[sub.op_code(op)])
     return [sub.operator(_OP.ADD, [x, zero], [y], schema.BuiltinOptions.AddOptions, options)]
@@ -264,7 +272,7 @@ def _add_constant_ops(sub, op):
         new_scale = max(smallest, float(np.abs(real).max()) / 127)
         values = np.clip(np.round(real / new_scale), -127, 127).astype(np.int8)
         inputs[position] = sub.add_constant(
-            f"{tensor.name}/requantized", values.reshape(list(tensor.shape)),
+            sub.name(index, "/requantized"), values.reshape(list(tensor.shape)),
             _quantization([new_scale], [0]),
         )
     if inputs == [int(i) for i in op.inputs]:
@@ -291,16 +299,17 @@ def _float_softmax_ops(sub, op):
             return None
     else:
         return None
-    name = sub.tensors[logits].name
-    float_logits = sub.add_tensor(f"{name}/dequantized", sub.tensors[logits], _FLOAT32)
+    float_logits = sub.add_tensor(sub.name(logits, "/dequantized"), sub.tensors[logits], _FLOAT32)
     ops = [sub.operator(_OP.DEQUANTIZE, [logits], [float_logits])]
-    softmax = lambda out: sub.operator(  # noqa: E731
-        _OP.SOFTMAX, [float_logits], [out], op.builtinOptionsType, op.builtinOptions
-    )
+
+    def softmax(out):
+        return sub.operator(_OP.SOFTMAX, [float_logits], [out], op.builtinOptionsType,
+                            op.builtinOptions)
+
     if dequantize is not None:
         ops.append(softmax(int(dequantize.outputs[0])))
     else:
-        float_probs = sub.add_tensor(f"{sub.tensors[probs].name}/float", sub.tensors[probs], _FLOAT32)
+        float_probs = sub.add_tensor(sub.name(probs, "/float"), sub.tensors[probs], _FLOAT32)
         ops += [softmax(float_probs), sub.operator(_OP.QUANTIZE, [float_probs], [probs])]
     return ops, dequantize
 
