@@ -1,0 +1,318 @@
+"""Tests of tflite/convert.py: precisions, the command line, bad input, and the converter
+contract for every registered model (QAT + int8 conversion)."""
+
+import json
+import logging
+import os
+import re
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+import kerasnets
+from kerasnets import data
+from kerasnets._keras import keras, layers
+from kerasnets.qat import quantize_model
+from kerasnets.registry import get_entry
+from tflite import convert as converter
+
+CONTRACT_CLASSES = 4
+
+
+def _interpreter(tflite_model, delegates=False):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kwargs = {} if delegates else {
+        "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    interpreter = Interpreter(model_content=tflite_model, **kwargs)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _ops(tflite_model):
+    return [op["op_name"] for op in _interpreter(tflite_model)._get_ops_details()]
+
+
+def _partitions(tflite_model):
+    ops = _interpreter(tflite_model, delegates=True)._get_ops_details()
+    return sum(op["op_name"] == "DELEGATE" for op in ops)
+
+
+def _inner_dtypes(tflite_model):
+    """Returns the dtypes of the tensors between the graph's entry and exit, read from LiteRT.
+
+    Entry: the graph inputs. Exit: the graph outputs and the float tensors that reach them
+    through DEQUANTIZE/SOFTMAX/QUANTIZE (a float softmax after the last DEQUANTIZE is the exit).
+    """
+    interpreter = _interpreter(tflite_model)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    producer = {o: op for op in interpreter._get_ops_details() for o in op["outputs"]}
+    edge = {d["index"] for d in interpreter.get_input_details()}
+    todo = [d["index"] for d in interpreter.get_output_details()]
+    while todo:
+        index = todo.pop()
+        edge.add(index)
+        op = producer.get(index)
+        if op is not None and op["op_name"] in ("DEQUANTIZE", "SOFTMAX", "QUANTIZE"):
+            todo += [i for i in op["inputs"] if tensors[i]["dtype"] == np.float32]
+    return {t["name"]: np.dtype(t["dtype"]).name for i, t in tensors.items() if i not in edge}
+
+
+@pytest.fixture(scope="module")
+def real_32():
+    """Returns 4 real embedded CIFAR-10 test images per class, ``uint8`` 32x32."""
+    return data.load_image_folder(data.embedded_dataset("test"), 32, per_class=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """Returns a small float Keras CNN (3 classes, 23k weights) for the precision tests."""
+    keras.utils.set_random_seed(0)
+    inputs = layers.Input((32, 32, 3))
+    x = layers.Conv2D(16, 3, strides=2, activation="relu")(inputs)
+    x = layers.DepthwiseConv2D(3, activation="relu")(x)
+    x = layers.Conv2D(128, 3, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(3, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_inputs(real_32):
+    return data.preprocess(real_32.images, "tf")
+
+
+def test_fp32_matches_keras(tiny_model, tiny_inputs):
+    tflite_model = converter.convert(tiny_model, "fp32")
+    np.testing.assert_allclose(converter.tflite_predict(tflite_model, tiny_inputs),
+                               tiny_model.predict(tiny_inputs, verbose=0), atol=1e-5)
+    assert set(_inner_dtypes(tflite_model).values()) <= {"float32", "int32"}
+
+
+def test_fp16_and_dynamic_shrink_weights(tiny_model, tiny_inputs):
+    fp32 = converter.convert(tiny_model, "fp32")
+    fp16 = converter.convert(tiny_model, "fp16")
+    dynamic = converter.convert(tiny_model, "dynamic")
+    weights = tiny_model.count_params()
+    # fp16 stores every weight in 2 bytes instead of 4. Dynamic-range quantization stores in
+    # 1 byte the weight tensors of at least 1024 values (the converter's default threshold).
+    large = sum(int(np.prod(w.shape)) for w in tiny_model.weights if np.prod(w.shape) >= 1024)
+    assert abs((len(fp32) - len(fp16)) - 2 * weights) < 0.1 * weights
+    assert abs((len(fp32) - len(dynamic)) - 3 * large) < 0.1 * weights
+    assert "float16" in _inner_dtypes(fp16).values()
+    assert "int8" in _inner_dtypes(dynamic).values()
+    reference = tiny_model.predict(tiny_inputs, verbose=0)
+    for tflite_model in (fp16, dynamic):
+        np.testing.assert_allclose(converter.tflite_predict(tflite_model, tiny_inputs),
+                                   reference, atol=0.05)
+
+
+@pytest.mark.parametrize("int8_io", [False, True])
+def test_int8_post_training_is_full_integer(tiny_model, tiny_inputs, int8_io):
+    tflite_model = converter.convert(tiny_model, "int8", tiny_inputs, int8_io=int8_io)
+    assert set(_inner_dtypes(tflite_model).values()) <= {"int8", "int32"}
+    (inp,) = _interpreter(tflite_model).get_input_details()
+    assert inp["dtype"] == (np.int8 if int8_io else np.float32)
+    outputs = converter.tflite_predict(tflite_model, tiny_inputs)
+    np.testing.assert_allclose(outputs, tiny_model.predict(tiny_inputs, verbose=0), atol=0.05)
+
+
+def test_convert_rejects_bad_arguments(tiny_model):
+    with pytest.raises(ValueError, match="`precision` must be one of"):
+        converter.convert(tiny_model, "int4")
+    with pytest.raises(ValueError, match="representative_data"):
+        converter.convert(tiny_model, "int8")
+    with pytest.raises(ValueError, match="--int8-io needs --precision int8"):
+        converter.convert(tiny_model, "fp16", int8_io=True)
+    with pytest.raises(ValueError, match="hard_swish"):
+        converter.convert(tiny_model, "fp32", hard_swish="relu")
+
+
+def test_write_atomic_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(converter.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        converter.write_atomic(tmp_path / "m.tflite", b"x" * 1000)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- command line ----------------------------------------------------------------------------
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    """Returns an image folder of 3 classes x 8 real CIFAR-10 JPEGs copied from the embedded
+    zip, plus one file per folder that is not an image."""
+    root = tmp_path / "data"
+    with zipfile.ZipFile(data.EMBEDDED_ZIP) as archive:
+        for name in ("cat", "dog", "ship"):
+            (root / name).mkdir(parents=True)
+            for i in range(8):
+                (root / name / f"{i:04d}.jpg").write_bytes(
+                    archive.read(f"train/{name}/{i:04d}.jpg"))
+    (root / "dog" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return root
+
+
+def test_cli_dynamic_writes_model_and_report(tiny_folder, tmp_path, caplog):
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        status = converter.main(["--model", "mobilenet_v2", "--precision", "dynamic",
+                                 "--epochs", "0", "--data", str(tiny_folder), "--out", str(out),
+                                 "--no-progress"])
+    assert status == 0
+    assert "corrupt.jpg" in caplog.text
+    report = json.loads((out / "report.json").read_text())
+    tflite_path = out / "mobilenet_v2_dynamic.tflite"
+    assert report["tflite_path"] == str(tflite_path)
+    assert report["size_bytes"] == tflite_path.stat().st_size
+    assert report["precision"] == "dynamic" and report["qat"] is False
+    assert report["classes"] == 3 and report["skipped_images"] == 1
+    # 10 % of each class of --data held out: 1 image per class.
+    assert report["eval_images"] == 3 and report["train_images"] == 3 * 8 - 3
+    model_bytes = tflite_path.read_bytes()
+    counts = {name: _ops(model_bytes).count(name) for name in set(_ops(model_bytes))}
+    assert report["ops"] == counts
+    for key in ("float_accuracy", "tflite_accuracy", "agreement"):
+        assert 0.0 <= report[key] <= 1.0
+    assert report["convert_seconds"] > 0
+    assert sorted(p.name for p in out.iterdir()) == ["mobilenet_v2_dynamic.tflite", "report.json"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "mobilenet_v9"], "Unknown model name 'mobilenet_v9'"),
+    (["--model", "mobilenet_v2", "--precision", "fp16", "--qat"], "needs --precision int8"),
+    (["--model", "mobilenet_v2", "--data", "{tmp}/nowhere"], "does not exist"),
+    (["--model", "mobilenet_v2", "--data", "{tmp}/empty"], "is empty"),
+    (["--model", "mobilenet_v2", "--data", "{data}", "--eval-data", "{tmp}/other"],
+     r"only in --data: \['cat', 'dog'\], only in --eval-data: \['bird'\]"),
+    (["--model", "mobilenet_v2", "--data", "{data}", "--classes", "5"],
+     "--classes 5 does not match the 3 class folders"),
+    (["--model", "mobilenet_v2", "--out", "{tmp}/file.txt/out"], "cannot be written"),
+    (["--model", "mobilenet_v2", "--input-size", "16"], "at least 32"),
+])
+def test_cli_bad_input_exits_2_with_a_message(args, message, tiny_folder, tmp_path, caplog):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other" / "bird").mkdir(parents=True)
+    (tmp_path / "other" / "ship").mkdir()
+    for name in ("bird", "ship"):
+        (tmp_path / "other" / name / "0.jpg").write_bytes((tiny_folder / "cat" / "0000.jpg")
+                                                          .read_bytes())
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    args = [a.format(tmp=tmp_path, data=tiny_folder) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    start = time.perf_counter()
+    status = converter.main(args + ["--no-progress"])
+    assert status == 2
+    assert caplog.records and caplog.records[-1].levelname == "ERROR"
+    assert re.search(message, caplog.text)
+    assert not list(tmp_path.rglob("*.tflite"))
+    assert time.perf_counter() - start < 60  # rejected before any training
+
+
+def test_failed_conversion_leaves_no_tflite(tiny_folder, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(converter, "convert", broken)
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        converter.run(converter.Options(model="mobilenet_v2", out=tmp_path / "out",
+                                        precision="fp32", epochs=0, data=tiny_folder,
+                                        progress=False))
+    assert not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.slow
+def test_qat_pipeline_report_and_demo_table(tiny_folder, tmp_path):
+    from kerasnets.demo import format_table
+
+    report = converter.run(converter.Options(
+        model="mobilenet_v3_small", out=tmp_path / "out", precision="int8", qat=True,
+        epochs=1, qat_epochs=1, data=tiny_folder, compare_fp32=True, progress=False))
+    tflite_model = (tmp_path / "out" / "mobilenet_v3_small_int8_qat.tflite").read_bytes()
+    assert report["qat"] is True and report["qat_accuracy"] is not None
+    assert set(_inner_dtypes(tflite_model).values()) <= {"int8", "int32"}
+    assert "HARD_SWISH" not in _ops(tflite_model)
+    assert report["xnnpack_partitions"] == _partitions(tflite_model) == 1
+    # The report's accuracy is the runtime's: recompute it from the written file.
+    eval_set = data.load_image_folder(tiny_folder, 32, progress=False)
+    _, held = data.split_holdout(eval_set, converter.HOLDOUT_FRACTION, seed=0)
+    outputs = converter.tflite_predict(tflite_model, data.preprocess(held.images, "raw"))
+    assert report["tflite_accuracy"] == pytest.approx(np.mean(outputs.argmax(-1) == held.labels))
+    assert report["fp32_size_bytes"] > 3 * report["size_bytes"]
+    table = format_table(report)
+    assert f"{100 * report['tflite_accuracy']:.1f} %" in table
+    assert f"XNNPACK partitions: {report['xnnpack_partitions']}" in table
+
+
+# --- the converter contract: every registered model -------------------------------------------
+
+def _contract_models():
+    """Returns the model names of the contract test.
+
+    ``KERASNETS_CONTRACT=all``: every registered model. By default, to keep the suite within
+    its time budget on 2 cores: every MobileNetV3 (the hard-swish forms) and, of each other
+    family, its first name in sorted order, so that a new family is covered the day it is
+    registered. (QAT + conversion of the deep DenseNets costs minutes each.)
+    """
+    names = kerasnets.list_models()
+    if os.environ.get("KERASNETS_CONTRACT") == "all":
+        return names
+    chosen, families = [], set()
+    for name in names:
+        family = get_entry(name).family
+        if family == "mobilenet_v3" or family not in families:
+            chosen.append(name)
+            families.add(family)
+    return chosen
+
+
+def _run_all_outputs(tflite_model, image):
+    """Returns every output of a ``.tflite`` model for one preprocessed image, as float32."""
+    interpreter = _interpreter(tflite_model, delegates=True)
+    (inp,) = interpreter.get_input_details()
+    if inp["dtype"] != np.float32:
+        scale, zero = inp["quantization"]
+        image = np.clip(np.round(image / scale + zero), -128, 127)
+    interpreter.set_tensor(inp["index"], image[None].astype(inp["dtype"]))
+    interpreter.invoke()
+    return [interpreter.get_tensor(out["index"]).astype("float32")
+            for out in interpreter.get_output_details()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _contract_models())
+def test_qat_int8_contract(name, real_32):
+    """QAT + int8 conversion of a registered model gives int8/int32 tensors everywhere but the
+    graph's entry and exit; MobileNetV3 has both hard-swish forms: the default one XNNPACK
+    partition without HARD_SWISH, the fused one with HARD_SWISH."""
+    entry = get_entry(name)
+    size = max(32, entry.min_size)
+    model = kerasnets.create_model(name, input_shape=(size, size, 3), classes=CONTRACT_CLASSES)
+    images = data.resize_images(list(real_32.images[::4]), size)
+    calibration = data.preprocess(images, data.preprocessing_mode(entry))
+    qat_model = quantize_model(model)
+    # QAT models are trained before conversion; one training-mode pass sets the moving-average
+    # ranges of the quantizers (untrained placeholder ranges left a QUANTIZE/DEQUANTIZE pair
+    # after MobileNetV3's input rescaling).
+    qat_model(calibration, training=True)
+    default = converter.convert(qat_model, "int8", calibration)
+
+    assert set(_inner_dtypes(default).values()) <= {"int8", "int32"}, _inner_dtypes(default)
+    outputs = _run_all_outputs(default, calibration[0])
+    assert len(outputs) == len(model.outputs)
+    for output in outputs:
+        assert output.shape == (1, CONTRACT_CLASSES)
+        np.testing.assert_allclose(output.sum(), 1.0, atol=0.02)  # softmax probabilities
+    assert "HARD_SWISH" not in _ops(default)
+    if entry.family == "mobilenet_v3":
+        assert _partitions(default) == 1
+        fused = converter.convert(qat_model, "int8", calibration, hard_swish="fused")
+        assert set(_inner_dtypes(fused).values()) <= {"int8", "int32"}
+        # The minimalistic variants have no hard-swish at all.
+        has_hard_swish = not entry.fixed_kwargs.get("minimalistic", False)
+        assert ("HARD_SWISH" in _ops(fused)) == has_hard_swish

@@ -1,0 +1,2 @@
+"""TFLite conversion of kerasnets models (``tflite/convert.py``), importable from the repository
+root as ``tflite.convert``."""
