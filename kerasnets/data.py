@@ -7,8 +7,8 @@ file; ``embedded_dataset()`` names the small real CIFAR-10 subset that ships wit
 the demo always have real images, even without ``../shared``.
 
 Images are kept as ``uint8`` arrays resized to the model's input size; ``preprocess`` maps them
-to the input range a model expects (``preprocessing_mode``), the same way for training, evaluation and the TFLite
-converter's representative dataset.
+to the input range a model expects (``preprocessing_mode``), the same way for training,
+evaluation and the TFLite converter's representative dataset.
 """
 
 import dataclasses
@@ -16,7 +16,7 @@ import inspect
 import logging
 import zipfile
 from pathlib import Path
-from typing import Tuple, Union
+from typing import Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -55,7 +55,8 @@ FAMILY_MODES = {
     "early_exit": "cifar10",
 }
 _STATS = {
-    "torch": (np.array([0.485, 0.456, 0.406], "float32"), np.array([0.229, 0.224, 0.225], "float32")),
+    "torch": (np.array([0.485, 0.456, 0.406], "float32"),
+              np.array([0.229, 0.224, 0.225], "float32")),
     "cifar10": (np.array([0.4914, 0.4822, 0.4465], "float32"),
                 np.array([0.2470, 0.2435, 0.2616], "float32")),
 }
@@ -89,9 +90,6 @@ class ImageSet:
 
     def __len__(self):
         return len(self.labels)
-
-
-Source = Union[str, Path, ZipFolder]
 
 
 def embedded_dataset(split="train"):
@@ -176,18 +174,23 @@ def _members(source):
     return str(root), classes
 
 
-def class_names(source):
-    """Returns the sorted class names (sub-folders holding files) of an image folder.
-
-    Raises ``ValueError`` when the folder is missing or holds no class sub-folder with files.
-    """
+def _classes(source):
+    """Returns ``_members(source)``; raises ``ValueError`` when it holds no class with files."""
     description, classes = _members(source)
     if not classes:
         raise ValueError(
             f"image folder {description!r} is empty: it needs one sub-folder of images per "
             "class, e.g. train/cat/0001.jpg"
         )
-    return tuple(sorted(classes))
+    return description, classes
+
+
+def class_names(source):
+    """Returns the sorted class names (sub-folders holding files) of an image folder.
+
+    Raises ``ValueError`` when the folder is missing or holds no class sub-folder with files.
+    """
+    return tuple(sorted(_classes(source)[1]))
 
 
 def check_same_classes(first, second, names=("--data", "--eval-data")):
@@ -247,10 +250,11 @@ def load_image_folder(source, image_size, per_class=None, progress=True):
       source: a directory path, or a ``ZipFolder`` (e.g. ``embedded_dataset("train")``).
       image_size: side of the square images returned.
       per_class: if set, only the first ``per_class`` files (sorted by name) of each class.
-      progress: show a tqdm progress bar while decoding.
+      progress: show a tqdm progress bar while decoding (on a terminal).
 
-    Files that cannot be decoded are skipped with a warning each and a count, never silently;
-    they are listed in ``ImageSet.skipped``.
+    Every file of a class folder is read, except hidden ones (names starting with "."); files
+    that cannot be decoded are skipped with a warning each and a count, never silently, and
+    listed in ``ImageSet.skipped``.
 
     Raises:
       ValueError: missing or empty folder, or no decodable image at all.
@@ -259,19 +263,21 @@ def load_image_folder(source, image_size, per_class=None, progress=True):
 
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size <= 0:
         raise ValueError(f"`image_size` must be a positive integer; received {image_size!r}")
-    names = class_names(source)
-    description, classes = _members(source)
+    description, classes = _classes(source)
+    names = tuple(sorted(classes))
     files = [(label, name, read) for label, class_name in enumerate(names)
              for name, read in classes[class_name][:per_class]]
     images, labels, skipped = [], [], []
-    for label, name, read in tqdm(files, desc=f"decoding {Path(description).name or description}",
-                                  unit="img", disable=not progress, leave=False):
+    # disable=None: bars on a terminal only, not in logs.
+    bar = tqdm(files, desc=f"decoding {Path(description).name or description}", unit="img",
+               disable=None if progress else True, leave=False)
+    for label, name, read in bar:
         try:
             images.append(decode_image(read()))
         except (tf.errors.InvalidArgumentError, OSError) as err:
             skipped.append(name)
-            log.warning("skipping %s: not a decodable image (%s)", name,
-                        str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            log.warning("skipping %s: not a decodable image (%s)", name, reason)
             continue
         labels.append(label)
     if skipped:
@@ -279,8 +285,8 @@ def load_image_folder(source, image_size, per_class=None, progress=True):
                     len(files), description)
     if not images:
         raise ValueError(f"image folder {description!r} has no decodable image")
-    return ImageSet(resize_images(images, image_size), np.asarray(labels, dtype="int32"), names, description,
-                    tuple(skipped))
+    return ImageSet(resize_images(images, image_size), np.asarray(labels, dtype="int32"), names,
+                    description, tuple(skipped))
 
 
 def split_holdout(image_set, fraction=0.1, seed=0):
