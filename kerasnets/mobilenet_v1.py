@@ -73,7 +73,9 @@ def MobileNetV1(input_shape=None, alpha=1.0, depth_multiplier=1, include_top=Tru
         x = layers.GlobalAveragePooling2D(keepdims=True, name="global_average_pooling2d")(x)
         x = layers.Dropout(dropout_rate, name="dropout")(x)
         x = layers.Conv2D(classes, 1, padding="same", name="conv_preds")(x)
-        x = layers.Reshape((classes,), name="reshape_2")(x)
+        # keras.applications reshapes to (classes,); Flatten is the same on a 1x1 map and, unlike
+        # Reshape with a dynamic batch, converts to an op XNNPACK takes (no SHAPE/PACK ops).
+        x = layers.Flatten(name="flatten")(x)
         x = layers.Activation(classifier_activation, name="predictions")(x)
     else:
         x = pool_features(x, pooling)
