@@ -1,6 +1,7 @@
 """Which int8 ops split LiteRT's XNNPACK graph, and what int8 costs against float.
 
     python benchmarks/probe_xnnpack_int8.py patterns [--qat]
+    python benchmarks/probe_xnnpack_int8.py registry [--models GLOB] [--qat]
     python benchmarks/probe_xnnpack_int8.py latency [--models mobilenet_v3_small,...]
         [--size 224] [--threads 2] [--runs 60]
 
@@ -10,6 +11,9 @@ calibration on random data (``--qat``: after ``kerasnets.qat.quantize_model`` an
 step), and is printed with its ops and the number of XNNPACK partitions LiteRT makes of it (the
 ``DELEGATE`` nodes; 1 = fully delegated), as converted and after
 ``kerasnets.int8_forms.postprocess_tflite``.
+
+``registry``: every registered model (or those matching ``--models``) at its smallest input,
+converted the same way, with its partitions and left-out ops before and after the rewrite.
 
 ``latency``: registered models (random weights), keras.applications.MobileNetV3Small (the
 peer) and a control of four plain 1x1 convolutions (what int8 gains on this CPU at best) as
@@ -306,6 +310,39 @@ def latency_rows(model_names, size, threads, runs):
     return rows
 
 
+def registry_rows(model_names, qat=False):
+    """Returns rows ``(model, size, parts, left out)`` as converted, then postprocessed.
+
+    Each registered model is built at its smallest input (random weights, 10 classes) and
+    converted to int8 after post-training calibration (``qat``: after quantize_model and one
+    training step) on two random images.
+    """
+    import collections
+
+    import kerasnets
+    from kerasnets.int8_forms import postprocess_tflite, undelegated_ops, xnnpack_partitions
+    from kerasnets.registry import get_entry
+
+    def left_out(tflite_model):
+        counts = collections.Counter(undelegated_ops(tflite_model))
+        return " ".join(f"{op} x{n}" for op, n in sorted(counts.items())) or "-"
+
+    rows = []
+    for name in model_names:
+        size = max(get_entry(name).min_size, 32)
+        model = kerasnets.create_model(name, input_shape=(size, size, 3), weights=None,
+                                       classes=10)
+        samples = random_inputs((size, size, 3), 2)
+        if qat:
+            model = qat_model(model, samples)
+        log.info("converting %s", name)
+        converted = convert_int8(model, samples)
+        rewritten = postprocess_tflite(converted)
+        rows.append((name, size, xnnpack_partitions(converted), left_out(converted),
+                     xnnpack_partitions(rewritten), left_out(rewritten)))
+    return rows
+
+
 def _print_table(header, rows):
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -323,6 +360,11 @@ def main(argv=None):
     p = sub.add_parser("patterns", help="ops and XNNPACK partitions of int8 patterns")
     p.add_argument("--qat", action="store_true", help="quantization-aware models instead of "
                    "post-training quantization")
+    reg = sub.add_parser("registry", help="XNNPACK partitions of every registered model's int8 "
+                         "graph, before and after postprocess_tflite")
+    reg.add_argument("--models", default="*", help="glob of registry names (default: all)")
+    reg.add_argument("--qat", action="store_true", help="quantization-aware models instead of "
+                     "post-training quantization")
     lat = sub.add_parser("latency", help="fp32 vs int8 latency of whole models")
     lat.add_argument("--models", default="mobilenet_v3_small,mobilenet_v3_large,"
                      f"keras.applications.MobileNetV3Small,mobilenet_v2,{CONTROL}",
@@ -342,6 +384,19 @@ def main(argv=None):
         _print_table(("pattern", "int8 ops as converted", "parts", "left out",
                       "after postprocess_tflite", "parts", "left out"),
                      probe_patterns(qat=args.qat))
+        return 0
+    if args.command == "registry":
+        import kerasnets
+
+        names = kerasnets.list_models(args.models)
+        if not names:
+            parser.error(f"--models {args.models!r} matches no registered model")
+        kind = "QAT" if args.qat else "post-training int8"
+        print(f"{kind}, smallest input, random weights; parts = XNNPACK partitions, left out = "
+              "ops XNNPACK does not take\n")
+        _print_table(("model", "input", "parts as converted", "left out",
+                      "parts after postprocess_tflite", "left out"),
+                     registry_rows(names, qat=args.qat))
         return 0
     if args.runs < 1 or args.size < 32:
         parser.error(f"--runs must be >= 1 and --size >= 32; received {args.runs}, {args.size}")
