@@ -182,9 +182,9 @@ def test_quantize_model_keeps_tfmot_folding_and_covers_every_layer():
     qat = quantize_model(v3_block())
     wrapped = {l.layer.name: l for l in qat.layers
                if isinstance(l, tfmot.quantization.keras.QuantizeWrapperV2)}
-    # tfmot folds Conv-BN: the conv has a no-op activation and its BN quantizes the output.
-    assert type(wrapped["expand"].layer.activation).__name__ in ("NoOpActivation",
-                                                                "QuantizeAwareActivation")
+    # tfmot folds Conv-BN: the conv output is not quantized (a no-op activation) and the BN's is.
+    assert type(wrapped["expand"].layer.activation.activation).__name__ == "NoOpActivation"
+    assert wrapped["head"].layer.activation.activation.__name__ == "linear"  # conv without BN
     assert wrapped["expand_bn"].quantize_config.get_output_quantizers(wrapped["expand_bn"].layer)
     for name in ("stem_hswish", "se_hsigmoid", "se_mul", "rescaling", "head_hswish"):
         config = wrapped[name].quantize_config
@@ -200,8 +200,7 @@ def test_quantize_model_keeps_tfmot_folding_and_covers_every_layer():
     assert not wrapped["bn"].quantize_config.get_output_quantizers(None)
     # int8 AVERAGE_POOL_2D keeps its input's scale: no second range.
     assert not wrapped["transition_pool"].quantize_config.get_output_quantizers(None)
-    assert type(wrapped["layer1_1_conv"].layer.activation).__name__ in (
-        "NoOpActivation", "QuantizeAwareActivation")
+    assert type(wrapped["layer1_1_conv"].layer.activation.activation).__name__ == "NoOpActivation"
 
 
 def test_tfmot_alone_fails_on_the_same_models():
