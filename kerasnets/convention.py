@@ -169,3 +169,13 @@ def correct_pad(x, kernel_size):
     adjust = (1, 1) if size[0] is None else (1 - size[0] % 2, 1 - size[1] % 2)
     half = (kernel_size[0] // 2, kernel_size[1] // 2)
     return ((half[0] - adjust[0], half[0]), (half[1] - adjust[1], half[1]))
+
+
+def dense_classifier(x, classes, dropout_rate, classifier_activation):
+    """Returns the classifier head on pooled features: optional dropout, then a dense layer.
+
+    Layer names are keras.applications' (``dropout``, ``predictions``), so weight files load.
+    """
+    if dropout_rate > 0:
+        x = layers.Dropout(dropout_rate, name="dropout")(x)
+    return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)

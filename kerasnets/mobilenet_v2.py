@@ -7,7 +7,8 @@ Layer names are those of keras.applications.MobileNetV2, so its weight files loa
 from kerasnets._keras import layers
 from kerasnets.blocks import BNConfig, V2_NAMES, conv_bn_act, inverted_residual, make_divisible
 from kerasnets.convention import (
-    check_common_args, check_positive_number, check_rate, model_input, pool_features,
+    check_common_args, check_positive_number, check_rate, dense_classifier, model_input,
+    pool_features,
 )
 from kerasnets.registry import register_model
 from kerasnets.weights import finish_model
@@ -75,9 +76,7 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights=None, inp
     x = conv_bn_act(x, last, 1, 1, "relu6", ("Conv_1", "Conv_1_bn", "out_relu"), BN)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
-        if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name="dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        x = dense_classifier(x, classes, dropout_rate, classifier_activation)
     else:
         x = pool_features(x, pooling)
     rows = img_input.shape[1]

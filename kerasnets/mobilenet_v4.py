@@ -19,7 +19,7 @@ import collections
 from kerasnets._keras import layers
 from kerasnets.blocks import BNConfig, activation_layer, batch_norm, conv_bn_act
 from kerasnets.convention import (
-    check_common_args, check_rate, model_input, pool_features,
+    check_common_args, check_rate, dense_classifier, model_input, pool_features,
 )
 from kerasnets.layers import StochasticDepth
 from kerasnets.registry import register_model
@@ -150,9 +150,7 @@ def _mobilenet_v4(table, model_name, input_shape, include_top, weights, input_te
         x = conv_bn_act(x, HEAD_FILTERS, 1, 1, "relu", ("head_conv", "head_bn", "head_relu"),
                         BN)
         x = layers.Flatten(name="flatten")(x)
-        if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name="dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        x = dense_classifier(x, classes, dropout_rate, classifier_activation)
     else:
         x = pool_features(x, pooling)
     return finish_model(inputs, x, model_name, weights, include_top)

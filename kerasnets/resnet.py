@@ -20,7 +20,7 @@ import collections
 from kerasnets._keras import layers
 from kerasnets.blocks import BNConfig, activation_layer, batch_norm
 from kerasnets.convention import (
-    check_common_args, check_rate, model_input, pool_features,
+    check_common_args, check_rate, dense_classifier, model_input, pool_features,
 )
 from kerasnets.layers import StochasticDepth
 from kerasnets.registry import register_model
@@ -129,9 +129,7 @@ def _resnet(table, design, model_name, input_shape, include_top, weights, input_
 
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name="dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        x = dense_classifier(x, classes, dropout_rate, classifier_activation)
     else:
         x = pool_features(x, pooling)
     return finish_model(inputs, x, model_name, weights, include_top)

@@ -19,7 +19,7 @@ import contextlib
 from kerasnets._keras import layers
 from kerasnets.blocks import BNConfig, activation_layer, batch_norm
 from kerasnets.convention import (
-    check_common_args, check_rate, model_input, pool_features,
+    check_common_args, check_rate, dense_classifier, model_input, pool_features,
 )
 from kerasnets.layers import StochasticDepth
 from kerasnets.registry import register_model
@@ -115,9 +115,7 @@ def Xception(input_shape=None, include_top=True, weights=None, input_tensor=None
 
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name="dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        x = dense_classifier(x, classes, dropout_rate, classifier_activation)
     else:
         x = pool_features(x, pooling)
     model = finish_model(inputs, x, "xception", None, include_top)
