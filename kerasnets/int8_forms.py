@@ -48,9 +48,10 @@ _VERSIONS = {
 }
 
 
-# XNNPACK delegates an int8 ADD only if each input scale is at least 1/1024 of the output scale
-# (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.cc, VisitAddNode).
+# XNNPACK delegates an int8 ADD only if each input scale is at least 1/1024 and below 256 times
+# the output scale (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.cc, VisitAddNode).
 _XNNPACK_MIN_ADD_SCALE_RATIO = 1024.0
+_XNNPACK_MAX_ADD_SCALE_RATIO = 256.0
 
 
 def check_hard_swish_form(hard_swish):
@@ -166,7 +167,10 @@ def _hard_swish_ops(sub, op):
     none, relu6 = schema.ActivationFunctionType.NONE, schema.ActivationFunctionType.RELU6
     # The largest value of relu6(x + 3); 0 must stay representable for the int8 zero point.
     top = min(6.0, max(0.0, x_scale * (127 - x_zero) + 3.0)) or 6.0
-    gate_scale = top / 255.0
+    # XNNPACK also wants the ADD's input scale below 256 times its output scale: for an x range
+    # beyond about +-750 the gate gets a coarser step (hard-swish is then x or 0 nearly
+    # everywhere).
+    gate_scale = max(top / 255.0, x_scale / (_XNNPACK_MAX_ADD_SCALE_RATIO / 1.01))
     if x_scale < gate_scale / _XNNPACK_MIN_ADD_SCALE_RATIO:
         # All of x spans less than 1/8 of the gate's int8 step, so relu6(x + 3) quantizes to
         # exactly 3 and hard-swish is x / 2. XNNPACK also refuses an ADD whose input scale is

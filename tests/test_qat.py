@@ -329,6 +329,17 @@ def test_hard_swish_rewrite_of_a_tiny_range_is_x_over_2():
     np.testing.assert_allclose(run_tflite(rewritten, samples), samples / 2, atol=2e-6)
 
 
+def test_hard_swish_rewrite_of_a_huge_range_stays_in_xnnpack():
+    model, samples = _one_op_model(HardSwish(), (4, 4, 2), -2000.0, 2000.0)
+    converted = convert_int8(model, samples)
+    rewritten = postprocess_tflite(converted)
+    assert xnnpack_partitions(rewritten) == 1 and undelegated_ops(rewritten) == []
+    grid = _input_grid(converted, (8, 4, 4, 2))
+    truth = grid * np.clip(grid + 3, 0, 6) / 6
+    step = (truth.max() - truth.min()) / 255
+    assert np.abs(run_tflite(rewritten, grid) - truth).max() <= 1.01 * step
+
+
 def test_average_pool_rewrite_equals_the_int8_average_pool():
     model, samples = _one_op_model(layers.AveragePooling2D(2), (8, 8, 6), -3.0, 3.0)
     converted = convert_int8(model, samples)
