@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 HARD_SWISH_FORMS = ("xnnpack", "fused")
 
 _OP = schema.BuiltinOperator
+_OP_NAMES = {v: k for k, v in vars(_OP).items() if not k.startswith("_")}
 _INT8, _INT32, _FLOAT32 = schema.TensorType.INT8, schema.TensorType.INT32, schema.TensorType.FLOAT32
 # Op versions the TFLite converter (TF 2.21) writes for these kernels with int8 tensors (float
 # for SOFTMAX); the runtime registers every version up to its newest.
@@ -359,7 +360,7 @@ def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
             if new is None:
                 rewritten.append(op)
             else:
-                counts[schema_name(code)] = counts.get(schema_name(code), 0) + 1
+                counts[_OP_NAMES[code]] = counts.get(_OP_NAMES[code], 0) + 1
                 rewritten.extend(new)
         subgraph.operators = [op for op in rewritten if all(op is not d for d in dropped)]
     if not counts:
@@ -368,14 +369,6 @@ def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
-
-
-def schema_name(builtin):
-    """Returns the name of a TFLite builtin op code (``117`` -> ``"HARD_SWISH"``)."""
-    return _OP_NAMES[builtin]
-
-
-_OP_NAMES = {v: k for k, v in vars(_OP).items() if not k.startswith("_")}
 
 
 def _interpreter(tflite_model, **kwargs):
