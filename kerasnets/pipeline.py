@@ -479,6 +479,10 @@ class Input:
                         tf.range(len(self.source.files)), seed=_fold(key, -1))
                     mine = tf.gather(files, order)
                     stream = self._records(mine[pipeline_id::pipelines] if shard_files else mine)
+                # A global seed of 0 (keras.utils.set_random_seed(0)) makes tf.random's seed
+                # check compare this tensor seed with 0 as a Python bool; the order comes from
+                # the pipeline's own seed alone, so the function graph needs no global seed.
+                tf.compat.v1.get_default_graph().seed = None
                 shuffle_seed = tf.random.stateless_uniform(
                     [], _fold(key, -2), minval=None, maxval=None, dtype=tf.int64)
                 # Shuffled passes over the records; a longer epoch goes on into the next pass.

@@ -282,3 +282,11 @@ def test_make_dataset_is_the_one_call_form(folder):
     x, y = batches(train, 1)[0]
     assert x.shape == (8, 32, 32, 3) and y.shape == (8, 10)
     assert sum(len(y) for _, y in batches(evaluation, 10)) == 40
+
+
+def test_tfrecord_pipeline_after_a_global_seed_of_zero(folder, tmp_path):
+    """keras.utils.set_random_seed(0) once broke the per-epoch shuffle (tensor seed vs 0)."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    test_tfrecord_files_read_with_the_imagenet_keys(folder, tmp_path)
