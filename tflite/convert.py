@@ -36,6 +36,10 @@ from typing import Optional
 import numpy as np
 from tqdm import tqdm
 
+if __package__ in (None, ""):
+    # Run as `python tflite/convert.py`: make the repository root (kerasnets) importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 log = logging.getLogger("kerasnets.convert")
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
