@@ -454,17 +454,10 @@ def main(argv=None):
         parser.error(f"--model-kwargs must be a JSON object: {err}")
     if not isinstance(kwargs, dict):
         parser.error(f"--model-kwargs must be a JSON object; received {args.model_kwargs}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
-    try:
-        run(args)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    except OSError as err:
-        log.error("%s", err)
-        return 1
-    return 0
+    from kerasnets.cli import call_reporting_errors, configure_logging
+
+    configure_logging()
+    return call_reporting_errors(log, run, args)[0]
 
 
 if __name__ == "__main__":

@@ -53,18 +53,18 @@ def profile_command(name, input_size=None, classes=1000):
 def main(argv=None):
     """Returns the exit status of ``python -m kerasnets``."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    from kerasnets.cli import call_reporting_errors, configure_logging
+
+    configure_logging()
     if args.command == "demo":
         from kerasnets import demo
 
         return demo.main(args.out, args.hard_swish, progress=not args.no_progress)
-    try:
-        print(profile_command(args.name, args.input_size, args.classes))
-    except ValueError as err:
-        logging.getLogger("kerasnets").error("%s", err)
-        return 2
-    return 0
+    status, table = call_reporting_errors(logging.getLogger("kerasnets"), profile_command,
+                                          args.name, args.input_size, args.classes)
+    if table is not None:
+        print(table)
+    return status
 
 
 if __name__ == "__main__":

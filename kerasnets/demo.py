@@ -99,14 +99,11 @@ def format_table(report, seconds=None):
 
 def main(out="out/demo", hard_swish="xnnpack", progress=True):
     """Returns the exit status of ``python -m kerasnets demo`` after printing the table."""
+    from kerasnets.cli import call_reporting_errors
+
     start = time.perf_counter()
-    try:
-        report = run_demo(out, hard_swish=hard_swish, progress=progress)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    except (OSError, RuntimeError) as err:
-        log.error("%s", err)
-        return 1
-    print(format_table(report, time.perf_counter() - start))
-    return 0
+    status, report = call_reporting_errors(log, run_demo, out, hard_swish=hard_swish,
+                                           progress=progress, errors=(OSError, RuntimeError))
+    if status == 0:
+        print(format_table(report, time.perf_counter() - start))
+    return status

@@ -13,6 +13,7 @@ from tf_keras.src.applications.densenet import DenseNet as KerasDenseNet
 
 import kerasnets
 from benchmarks import train_densenet_cifar as bench
+from helpers import randomize_batchnorm
 from kerasnets.layers import custom_objects
 
 # keras.applications (tf_keras 2.21) parameter counts, include_top=True, 1000 classes
@@ -40,18 +41,6 @@ def depth_of(model):
     """Returns the number of conv and fully-connected layers, the paper's depth L."""
     return sum(isinstance(layer, (tf_keras.layers.Conv2D, tf_keras.layers.Dense))
                for layer in model.layers)
-
-
-def randomize_batchnorm(model, seed=0):
-    """Gives every BatchNormalization non-trivial statistics, so equality checks can fail."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([
-                rng.normal(1.0, 0.1, gamma.shape), rng.normal(0.0, 0.1, beta.shape),
-                rng.normal(0.0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape),
-            ])
 
 
 @pytest.fixture(scope="module")

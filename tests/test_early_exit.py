@@ -11,22 +11,12 @@ import kerasnets
 from kerasnets import data
 from kerasnets import early_exit as ee
 from kerasnets._keras import keras
+from helpers import randomize_batchnorm
 from kerasnets.profiler import profile
 from kerasnets.registry import get_entry
 from tflite import early_exit as staged
 
 CLASSES = 10
-
-
-def randomize_batchnorm(model, seed=0):
-    """Gives every BatchNormalization non-trivial statistics, so that outputs differ per image."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.normal(1.0, 0.3, gamma.shape), rng.normal(0.0, 0.3, beta.shape),
-                               rng.normal(0.0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +33,7 @@ def tiny_msdnet():
     keras.utils.set_random_seed(0)
     return randomize_batchnorm(ee.MSDNetCifar(blocks=3, step=1, base=1, growth_rate=2,
                                               stem_channels=4, classifier_channels=8,
-                                              classes=CLASSES))
+                                              classes=CLASSES), spread=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +41,8 @@ def tiny_densenet():
     """A 3-exit DenseNet-BC-16 (k=4): exits after layer 1 of block 1 and after block 2."""
     keras.utils.set_random_seed(1)
     return randomize_batchnorm(ee.MultiExitDenseNetCifar(depth=16, growth_rate=4,
-                                                         exits=[(1, 1), 2], classes=CLASSES))
+                                                         exits=[(1, 1), 2], classes=CLASSES),
+                               spread=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -444,7 +435,7 @@ def test_qat_int8_stages_follow_the_qat_model(images, tmp_path):
     keras.utils.set_random_seed(0)
     model = randomize_batchnorm(ee.MSDNetCifar(blocks=3, step=1, base=1, growth_rate=2,
                                                stem_channels=4, classifier_channels=8,
-                                               classes=CLASSES))
+                                               classes=CLASSES), spread=0.3)
     for name in model.output_names:  # spread the logits: random exits are near-uniform
         kernel, bias = model.get_layer(name).get_weights()
         model.get_layer(name).set_weights([8 * kernel, bias])

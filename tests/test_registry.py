@@ -8,6 +8,7 @@ import pytest
 import tf_keras
 
 import kerasnets
+from helpers import randomize_batchnorm
 from kerasnets.registry import get_entry
 
 ALL = kerasnets.list_models()
@@ -26,18 +27,6 @@ def keras_twin(name, **kwargs):
     entry = get_entry(name)
     builder = getattr(tf_keras.applications, entry.keras_twin)
     return builder(weights=None, **entry.keras_twin_kwargs, **kwargs)
-
-
-def randomize_batchnorm(model, seed=0):
-    """Gives every BatchNormalization non-trivial statistics, so weight-import checks can fail."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([
-                rng.normal(1.0, 0.1, gamma.shape), rng.normal(0.0, 0.1, beta.shape),
-                rng.normal(0.0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape),
-            ])
 
 
 def test_registry_lists_the_foundation_models():

@@ -567,8 +567,9 @@ def build_parser():
 def main(argv=None):
     """Returns the exit status of the command line (0 success, 2 bad input, 1 other errors)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    from kerasnets.cli import call_reporting_errors, configure_logging
+
+    configure_logging()
     opts = Options(
         model=args.model, out=args.out, precision=args.precision, qat=args.qat,
         input_size=args.input_size, classes=args.classes, weights=args.weights,
@@ -579,14 +580,9 @@ def main(argv=None):
         int8_io=args.int8_io, compare_fp32=args.compare_fp32, seed=args.seed,
         progress=not args.no_progress,
     )
-    try:
-        report = run(opts)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    except OSError as err:
-        log.error("%s", err)
-        return 1
+    status, report = call_reporting_errors(log, run, opts)
+    if status:
+        return status
     print(json.dumps({k: report[k] for k in (
         "model", "precision", "qat", "tflite_path", "size_bytes", "float_accuracy",
         "qat_accuracy", "tflite_accuracy", "agreement", "xnnpack_partitions",

@@ -434,34 +434,37 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    """Returns the exit status of the command line (0 success, 2 bad input, 1 other errors)."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+def _evaluate_command(args):
+    """Returns ``(runtime, images, predictions, exits, seconds)`` of the command line's run."""
     from kerasnets import data
     from kerasnets.early_exit import check_thresholds
 
-    try:
-        runtime = StagedRuntime(args.stages, num_threads=args.threads)
-        thresholds = args.thresholds[0] if len(args.thresholds) == 1 else args.thresholds
-        check_thresholds(thresholds, runtime.num_exits)
-        images = data.load_image_folder(args.data, runtime.input_shape[0], args.per_class,
-                                        progress=not args.no_progress)
-        if len(images.class_names) != runtime.manifest["classes"]:
-            raise ValueError(
-                f"--data has {len(images.class_names)} class folders but the model has "
-                f"{runtime.manifest['classes']} classes"
-            )
-        x = data.preprocess(images.images, runtime.manifest["preprocessing"])
-        predictions, exits, seconds = runtime.evaluate(x, thresholds,
-                                                       progress=not args.no_progress)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    except OSError as err:
-        log.error("%s", err)
-        return 1
+    runtime = StagedRuntime(args.stages, num_threads=args.threads)
+    thresholds = args.thresholds[0] if len(args.thresholds) == 1 else args.thresholds
+    check_thresholds(thresholds, runtime.num_exits)
+    images = data.load_image_folder(args.data, runtime.input_shape[0], args.per_class,
+                                    progress=not args.no_progress)
+    if len(images.class_names) != runtime.manifest["classes"]:
+        raise ValueError(
+            f"--data has {len(images.class_names)} class folders but the model has "
+            f"{runtime.manifest['classes']} classes"
+        )
+    x = data.preprocess(images.images, runtime.manifest["preprocessing"])
+    predictions, exits, seconds = runtime.evaluate(x, thresholds,
+                                                   progress=not args.no_progress)
+    return runtime, images, predictions, exits, seconds
+
+
+def main(argv=None):
+    """Returns the exit status of the command line (0 success, 2 bad input, 1 other errors)."""
+    args = build_parser().parse_args(argv)
+    from kerasnets.cli import call_reporting_errors, configure_logging
+
+    configure_logging()
+    status, result = call_reporting_errors(log, _evaluate_command, args)
+    if status:
+        return status
+    runtime, images, predictions, exits, seconds = result
     cumulative = np.cumsum(runtime.macs)
     print(json.dumps({
         "model": runtime.manifest["model"], "precision": runtime.manifest["precision"],
