@@ -130,6 +130,31 @@ def test_convert_rejects_bad_arguments(tiny_model):
         converter.convert(tiny_model, "fp32", hard_swish="relu")
 
 
+def test_multi_input_model_converts_with_one_signature_input_per_model_input():
+    keras.utils.set_random_seed(3)
+    a, b = keras.Input((8, 8, 3)), keras.Input((4, 4, 5))
+    x = layers.Conv2D(6, 3, strides=2, padding="same", activation="relu")(a)
+    x = layers.Concatenate()([x, layers.Conv2D(6, 1)(b)])
+    model = keras.Model([a, b], layers.Dense(3)(layers.GlobalAveragePooling2D()(x)))
+    rng = np.random.default_rng(0)
+    inputs = [rng.normal(size=(16, 8, 8, 3)).astype("float32"),
+              rng.normal(size=(16, 4, 4, 5)).astype("float32")]
+    want = model.predict(inputs, verbose=0)
+    for precision, atol in (("fp32", 1e-5), ("int8", 0.1)):
+        interpreter = _interpreter(converter.convert(model, precision, inputs))
+        (runner_inputs,) = [s["inputs"] for s in interpreter.get_signature_list().values()]
+        assert sorted(runner_inputs) == ["input_0", "input_1"]
+        runner = interpreter.get_signature_runner()
+        got = np.concatenate([
+            next(iter(runner(input_0=inputs[0][i:i + 1], input_1=inputs[1][i:i + 1]).values()))
+            for i in range(16)])
+        np.testing.assert_allclose(got, want, atol=atol)
+    with pytest.raises(ValueError, match=r"one array of samples per model input \(2\)"):
+        converter.convert(model, "int8", inputs[:1])
+    with pytest.raises(ValueError, match=r"lengths \[16, 3\]"):
+        converter.convert(model, "int8", [inputs[0], inputs[1][:3]])
+
+
 def test_write_atomic_leaves_nothing_on_failure(tmp_path, monkeypatch):
     def failing_replace(src, dst):
         raise OSError("disk full")

@@ -89,12 +89,15 @@ def convert(model, precision, representative_data=None, *, int8_io=False, hard_s
 
     Args:
       model: a float Keras model, or (for ``"int8"``) a QAT model from
-        ``kerasnets.qat.quantize_model``.
+        ``kerasnets.qat.quantize_model``. A model with several inputs (an MSDNet stage reads one
+        feature map per scale) gets signature inputs ``input_0``, ``input_1``, ... in the order
+        of ``model.inputs``.
       precision: ``"fp32"``; ``"fp16"`` (float16 weights); ``"dynamic"`` (int8 weights, float
         activations); ``"int8"`` (full-integer: int8 weights and activations, calibrated on
         ``representative_data``; a QAT model keeps the ranges it learned).
       representative_data: for ``"int8"``, a float32 array ``(n, rows, cols, channels)`` of
-        preprocessed inputs (the TF 2.21 converter needs it for QAT models too).
+        preprocessed inputs (the TF 2.21 converter needs it for QAT models too); for a model
+        with several inputs, a list of such arrays, one per input, ``n`` samples each.
       int8_io: int8 model inputs and outputs instead of float ones (``"int8"`` only).
       hard_swish: int8 form of hard-swish (``kerasnets.int8_forms``): ``"xnnpack"`` (default,
         one XNNPACK partition) or ``"fused"`` (the ``HARD_SWISH`` op).
@@ -106,13 +109,19 @@ def convert(model, precision, representative_data=None, *, int8_io=False, hard_s
 
     check_precision(precision, int8_io=int8_io)
     check_hard_swish_form(hard_swish)
-    if len(model.inputs) != 1:
-        raise ValueError(f"`model` must have one input; {model.name!r} has {len(model.inputs)}")
-    spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32)
-    def inference(images):
-        return model(images, training=False)
+    if len(model.inputs) == 1:
+        specs = [tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32)]
 
-    function = tf.function(inference).get_concrete_function(spec)
+        def inference(images):
+            return model(images, training=False)
+    else:
+        specs = [tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.float32, name=f"input_{i}")
+                 for i, x in enumerate(model.inputs)]
+
+        def inference(*inputs):
+            return model(list(inputs), training=False)
+
+    function = tf.function(inference).get_concrete_function(*specs)
     # The converter saves its argument as a SavedModel first. A plain module holding the
     # variables saves fast; TFLiteConverter.from_keras_model saves the Keras model, tracing
     # every layer for serialization: MobileNetV2 took 23 s of CPU that way, 6 s this way.
@@ -124,15 +133,15 @@ def convert(model, precision, representative_data=None, *, int8_io=False, hard_s
     if precision == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     if precision == "int8":
-        if representative_data is None or len(representative_data) == 0:
-            raise ValueError(
-                "`representative_data` must hold calibration images for int8 conversion")
-        samples = np.asarray(representative_data, dtype="float32")
+        samples = _calibration_inputs(representative_data, len(specs))
 
         def representative_dataset():
-            for sample in tqdm(samples, desc="calibrating", unit="img",
-                               disable=None if progress else True, leave=False):
-                yield [sample[None]]
+            for i in tqdm(range(len(samples[0])), desc="calibrating", unit="img",
+                          disable=None if progress else True, leave=False):
+                if len(samples) == 1:
+                    yield [samples[0][i:i + 1]]
+                else:  # by signature input name: the converter orders its inputs otherwise
+                    yield {spec.name: a[i:i + 1] for spec, a in zip(specs, samples)}
 
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -144,6 +153,20 @@ def convert(model, precision, representative_data=None, *, int8_io=False, hard_s
     if precision == "int8":
         tflite_model = postprocess_tflite(tflite_model, hard_swish=hard_swish)
     return bytes(tflite_model)
+
+
+def _calibration_inputs(representative_data, num_inputs):
+    """Returns ``representative_data`` as a list of float32 arrays, one per model input."""
+    if representative_data is None or len(representative_data) == 0:
+        raise ValueError("`representative_data` must hold calibration images for int8 conversion")
+    arrays = [representative_data] if num_inputs == 1 else list(representative_data)
+    arrays = [np.asarray(a, dtype="float32") for a in arrays]
+    if len(arrays) != num_inputs or len({len(a) for a in arrays}) != 1 or not len(arrays[0]):
+        raise ValueError(
+            f"`representative_data` must be one array of samples per model input ({num_inputs}), "
+            f"all with the same number of samples; received {len(arrays)} arrays of lengths "
+            f"{[len(a) for a in arrays]}")
+    return arrays
 
 
 def _interpreter(tflite_model, num_threads=2, delegates=True):

@@ -89,39 +89,6 @@ def read_metadata(tflite_model, name):
     return None
 
 
-def _convert_multi_input(model, precision, representative_data, hard_swish="xnnpack"):
-    """Returns the ``.tflite`` bytes of a Keras model with several inputs (an MSDNet stage reads
-    one feature map per scale); the same conversion as ``tflite.convert.convert``, whose
-    single-input check it works around. Signature inputs are ``input_0``, ``input_1``, ...
-    """
-    import tensorflow as tf
-
-    from kerasnets.int8_forms import postprocess_tflite
-
-    specs = [tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.float32, name=f"input_{i}")
-             for i, x in enumerate(model.inputs)]
-    function = tf.function(
-        lambda *xs: model(list(xs), training=False)).get_concrete_function(*specs)
-    holder = tf.Module()
-    holder.model_variables = list(model.variables)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], holder)
-    if precision == "int8":
-        samples = [np.asarray(a, dtype="float32") for a in representative_data]
-
-        def representative_dataset():
-            # By signature input name: the converter's own input order differs from ours.
-            for i in range(len(samples[0])):
-                yield {spec.name: a[i:i + 1] for spec, a in zip(specs, samples)}
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    tflite_model = converter.convert()
-    if precision == "int8":
-        tflite_model = postprocess_tflite(tflite_model, hard_swish=hard_swish)
-    return bytes(tflite_model)
-
-
 def _convert_stage(model, precision, representative_data):
     """Returns ``(tflite bytes, signature input names in the model's input order)`` of one stage
     model."""
@@ -130,7 +97,7 @@ def _convert_stage(model, precision, representative_data):
     from tflite.convert import convert
 
     if len(model.inputs) > 1:
-        return (_convert_multi_input(model, precision, representative_data),
+        return (convert(model, precision, representative_data),
                 [f"input_{i}" for i in range(len(model.inputs))])
     data = None if representative_data is None else representative_data[0]
     tflite_model = convert(model, precision, data)
