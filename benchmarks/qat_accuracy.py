@@ -75,12 +75,13 @@ def benchmark_model(name, train_set, test_set, epochs, qat_epochs, calibration_i
     qat_model = quantize_model(model)
     converter.train(qat_model, train_set, mode, qat_epochs, qat_learning_rate, seed=seed)
     row["qat_seconds"] = round(time.perf_counter() - start)
-    row["qat_keras"] = converter.accuracy(converter.keras_predict(qat_model, test_set, mode),
-                                          test_set.labels)
+    qat_keras_outputs = converter.keras_predict(qat_model, test_set, mode)
+    row["qat_keras"] = converter.accuracy(qat_keras_outputs, test_set.labels)
     qat = converter.convert(qat_model, "int8", calibration)
     qat_outputs = converter.tflite_predict(qat, test_inputs, progress=True)
     row["qat_int8"] = converter.accuracy(qat_outputs, test_set.labels)
     row["qat_agreement"] = converter.agreement(qat_outputs, float_outputs)
+    row["qat_keras_agreement"] = converter.agreement(qat_outputs, qat_keras_outputs)
     row["int8_bytes"] = len(qat)
     row["xnnpack_partitions"] = converter.xnnpack_partitions(qat)
     return row
@@ -100,7 +101,8 @@ def parse_model(spec):
 def format_table(rows):
     """Returns the side-by-side table (text) of ``benchmark_model`` rows."""
     header = ("model", "size", "float %", "PTQ int8 %", "PTQ-float", "QAT Keras %",
-              "QAT int8 %", "QAT-float", "int8 agrees w/ float %", "target", "epochs+QAT",
+              "QAT int8 %", "QAT-float", "int8 agrees w/ float %", "QAT int8 agrees w/ QAT Keras %",
+              "target", "epochs+QAT",
               "train s")
     body = []
     for r in rows:
@@ -110,6 +112,7 @@ def format_table(rows):
                      f"{100 * r['qat_keras']:.1f}", f"{100 * r['qat_int8']:.1f}",
                      f"{qat_delta:+.1f}",
                      f"PTQ {100 * r['ptq_agreement']:.1f}, QAT {100 * r['qat_agreement']:.1f}",
+                     f"{100 * r['qat_keras_agreement']:.1f}" if "qat_keras_agreement" in r else "-",
                      "met" if qat_delta >= -1.0 else "MISSED",
                      f"{r['epochs']}+{r['qat_epochs']}",
                      f"{r['train_seconds']}+{r['qat_seconds']}"))
@@ -142,9 +145,10 @@ def main(argv=None):
     if args.show:
         print(format_table([row for path in args.show for row in json.loads(path.read_text())]))
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
     from kerasnets import data
+    from kerasnets.cli import configure_logging
+
+    configure_logging()
 
     try:
         specs = [parse_model(spec) for spec in args.models]
