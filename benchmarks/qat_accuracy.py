@@ -28,11 +28,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10"
 DEFAULT_MODELS = ("mobilenet_v2@32", "mobilenet_v3_small@64", "densenet_40_k12@32")
+# Test images whose QAT Keras top-1 probability leads the second by at least this much count as
+# clearly decided; the int8 model's agreement is also reported on them alone.
+CLEAR_MARGIN = 0.1
 
 log = logging.getLogger("qat_accuracy")
 
@@ -82,6 +87,12 @@ def benchmark_model(name, train_set, test_set, epochs, qat_epochs, calibration_i
     row["qat_int8"] = converter.accuracy(qat_outputs, test_set.labels)
     row["qat_agreement"] = converter.agreement(qat_outputs, float_outputs)
     row["qat_keras_agreement"] = converter.agreement(qat_outputs, qat_keras_outputs)
+    # Where do they disagree? On images the QAT model itself hardly decides between two classes:
+    top2 = np.sort(qat_keras_outputs, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] >= CLEAR_MARGIN
+    row["clear_fraction"] = float(np.mean(clear))
+    row["qat_keras_agreement_clear"] = converter.agreement(qat_outputs[clear],
+                                                           qat_keras_outputs[clear])
     row["int8_bytes"] = len(qat)
     row["xnnpack_partitions"] = converter.xnnpack_partitions(qat)
     return row
@@ -102,7 +113,7 @@ def format_table(rows):
     """Returns the side-by-side table (text) of ``benchmark_model`` rows."""
     header = ("model", "size", "float %", "PTQ int8 %", "PTQ-float", "QAT Keras %",
               "QAT int8 %", "QAT-float", "int8 agrees w/ float %", "QAT int8 agrees w/ QAT Keras %",
-              "target", "epochs+QAT",
+              f"same, margin >= {CLEAR_MARGIN} (share)", "target", "epochs+QAT",
               "train s")
     body = []
     for r in rows:
@@ -113,6 +124,8 @@ def format_table(rows):
                      f"{qat_delta:+.1f}",
                      f"PTQ {100 * r['ptq_agreement']:.1f}, QAT {100 * r['qat_agreement']:.1f}",
                      f"{100 * r['qat_keras_agreement']:.1f}" if "qat_keras_agreement" in r else "-",
+                     (f"{100 * r['qat_keras_agreement_clear']:.1f} "
+                      f"({100 * r['clear_fraction']:.0f} %)") if "clear_fraction" in r else "-",
                      "met" if qat_delta >= -1.0 else "MISSED",
                      f"{r['epochs']}+{r['qat_epochs']}",
                      f"{r['train_seconds']}+{r['qat_seconds']}"))
