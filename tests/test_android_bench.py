@@ -711,11 +711,16 @@ def test_command_line_with_adb_on_path_and_help(tmp_path, monkeypatch, models, b
 def test_record_is_on_disk_before_the_next_run_ends(tmp_path, monkeypatch, models, binary):
     fake = FakeAdb(tmp_path, monkeypatch, [device("S1", bench={"modes": {"net_b": "hang"}})])
     out = tmp_path / "r.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, str(BENCHMARK_SCRIPT), *map(str, models), "--out", str(out),
-         "--adb", str(fake.executable), "--benchmark-binary", str(binary),
-         "--min-secs", "0", "--warmup-min-secs", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    argv = [str(BENCHMARK_SCRIPT), *map(str, models), "--out", str(out),
+            "--adb", str(fake.executable), "--benchmark-binary", str(binary),
+            "--min-secs", "0", "--warmup-min-secs", "0"]
+    # Ctrl-C in a terminal: a process inherits an ignored SIGINT (some test runners' workers
+    # ignore it), so the script runs with Python's own SIGINT handler put back, as in a shell.
+    launcher = ("import runpy, signal, sys; signal.signal(signal.SIGINT, "
+                "signal.default_int_handler); sys.argv = sys.argv[1:]; "
+                "runpy.run_path(sys.argv[0], run_name='__main__')")
+    process = subprocess.Popen([sys.executable, "-c", launcher, *argv],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 40
         while not fake.bench_calls("start")[1:] and time.monotonic() < deadline:

@@ -3,6 +3,8 @@
 Parametrized over ``kerasnets.list_models()``, so a model is covered the day it is registered.
 """
 
+import os
+
 import numpy as np
 import pytest
 import tf_keras
@@ -13,6 +15,12 @@ from kerasnets.registry import get_entry
 
 ALL = kerasnets.list_models()
 TWINS = [n for n in ALL if get_entry(n).keras_twin]
+# Deeper variants of a builder whose shallower sibling is round-tripped too (the same code with
+# more blocks; 25-60 s each on 2 cores). KERASNETS_CONTRACT=all includes them.
+DEEPER_VARIANTS = {"densenet169", "densenet201", "densenet264", "densenet_bc_190_k40",
+                   "densenet_bc_250_k24", "resnet101"}
+ROUND_TRIP = ALL if os.environ.get("KERASNETS_CONTRACT") == "all" else [
+    n for n in ALL if n not in DEEPER_VARIANTS]
 
 
 def small_shape(name):
@@ -75,7 +83,7 @@ def test_keras_twin_params_and_weights(name, include_top, real_images, tmp_path)
     assert np.max(np.abs(expected - got)) <= 1e-5
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ROUND_TRIP)
 def test_pure_keras_layers_and_keras_format_round_trip(name, tmp_path, real_images):
     model = kerasnets.create_model(name, input_shape=small_shape(name), classes=4)
     kinds = {type(layer).__name__ for layer in model.layers}
