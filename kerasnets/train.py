@@ -48,9 +48,9 @@ import tensorflow as tf
 
 from kerasnets import data, pipeline, recipes
 from kerasnets._keras import keras, layers
+from kerasnets.cli import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK
 from kerasnets.registry import create_model, get_entry
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 RUN_FILE = "run.json"
 BACKUP_DIR = "backup"
