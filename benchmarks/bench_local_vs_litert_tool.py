@@ -2,7 +2,7 @@
 
     python benchmarks/bench_local_vs_litert_tool.py [MODEL.tflite ...] [--threads 1,2]
 
-For each model and thread count, times the model with android_bench.local.benchmark_local
+For each model and thread count, times the model with kerasnets.bench.local.benchmark_local
 (Interpreter API, XNNPACK, in this process) and with
 ``python -m ai_edge_litert.tools.benchmark_litert_model`` (CompiledModel API, its own
 process), both with the same exact warm-up and run counts, alternating the two ``--repeat``
@@ -20,9 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from android_bench.local import benchmark_local  # noqa: E402
+from kerasnets.bench.local import benchmark_local
 
 logger = logging.getLogger("bench_local_vs_litert_tool")
 

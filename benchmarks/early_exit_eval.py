@@ -32,10 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):
-    # Run as a script: the repository root (kerasnets, tflite) must be importable.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 log = logging.getLogger("early_exit_eval")
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
@@ -53,7 +49,7 @@ HOLDOUT_FRACTION = 0.1
 def build_model(arch, model_kwargs, classes):
     """Returns the float multi-exit Keras model of ``arch`` ("msdnet" default kwargs:
     ``SMALL_MSDNET``) for ``classes`` classes."""
-    from kerasnets.early_exit import MSDNetCifar, MultiExitDenseNetCifar
+    from kerasnets.models.early_exit import MSDNetCifar, MultiExitDenseNetCifar
 
     if arch not in ARCHS:
         raise ValueError(f"--arch must be one of {ARCHS}; received {arch!r}")
@@ -66,7 +62,7 @@ def train_joint(model, images, labels, mode, epochs, learning_rate, batch_size, 
     """Returns the Keras ``History`` of joint training (Adam, cosine-decayed learning rate, the
     uniform sum of the exits' cross-entropies, standard CIFAR augmentation)."""
     from kerasnets._keras import keras
-    from kerasnets.early_exit import compile_joint, joint_dataset
+    from kerasnets.models.early_exit import compile_joint, joint_dataset
 
     steps = epochs * math.ceil(len(labels) / batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
@@ -85,7 +81,7 @@ def measured_policy_seconds(probabilities, seconds, thresholds):
     """Returns the per-image seconds of the policy: each image's measured stage times summed up
     to the exit the policy picks for it (``seconds``: ``(n, stages)`` from
     ``StagedRuntime.profile``)."""
-    from kerasnets.early_exit import exit_decisions
+    from kerasnets.models.early_exit import exit_decisions
 
     exit_index, _, _ = exit_decisions(probabilities, thresholds)
     cumulative = np.cumsum(seconds, axis=1)
@@ -95,7 +91,7 @@ def measured_policy_seconds(probabilities, seconds, thresholds):
 def full_network_tflite(model, precision, representative=None, qat_model=None):
     """Returns the ``.tflite`` bytes of the network up to its last exit only (no early heads)."""
     from kerasnets._keras import keras
-    from tflite.convert import convert
+    from kerasnets.export.convert import convert
 
     source = qat_model if qat_model is not None else model
     last = keras.Model(source.inputs, source.outputs[-1], name=source.name + "_last_exit")
@@ -144,7 +140,7 @@ def evaluate_precision(runtime, full_model, held, test, keras_probs, num_threads
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    from kerasnets.early_exit import calibrate_thresholds, exit_decisions, simulate_exits
+    from kerasnets.models.early_exit import calibrate_thresholds, exit_decisions, simulate_exits
 
     held_x, held_y = held
     test_x, test_y = test
@@ -320,9 +316,10 @@ def run(args):
     """Returns the full report (also written to ``--out``) of the evaluation."""
     from kerasnets import data
     from kerasnets._keras import keras
-    from kerasnets.early_exit import exit_outputs_are_probabilities
-    from tflite.convert import check_writable_dir, keras_predict, write_atomic
-    from tflite.early_exit import StagedRuntime, export_stages
+    from kerasnets.models.early_exit import exit_outputs_are_probabilities
+    from kerasnets.export import check_writable_dir, write_atomic
+    from kerasnets.workflow import keras_predict
+    from kerasnets.export.stages import StagedRuntime, export_stages
 
     out = check_writable_dir(args.out)
     start = time.perf_counter()
@@ -359,7 +356,7 @@ def run(args):
     if args.int8:
         qat_model = None
         if args.qat_epochs:
-            from kerasnets.qat import quantize_model
+            from kerasnets.quantization.qat import quantize_model
 
             qat_model = quantize_model(model)
             subset = slice(0, args.qat_images)
@@ -454,7 +451,7 @@ def main(argv=None):
         parser.error(f"--model-kwargs must be a JSON object: {err}")
     if not isinstance(kwargs, dict):
         parser.error(f"--model-kwargs must be a JSON object; received {args.model_kwargs}")
-    from kerasnets.cli import call_reporting_errors, configure_logging
+    from kerasnets.cli.common import call_reporting_errors, configure_logging
 
     configure_logging()
     return call_reporting_errors(log, run, args)[0]

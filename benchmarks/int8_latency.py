@@ -9,7 +9,7 @@ the same weights) the script converts fp32 and post-training int8 (calibrated on
 the embedded CIFAR-10 subset, resized), then times all four interpreters on the same input,
 interleaved run by run so that machine noise hits them alike: the median of ``--runs`` runs
 after ``--warmup`` warm-up runs, for each thread count. kerasnets' int8 graphs go through
-``kerasnets.int8_forms.postprocess_tflite`` (one XNNPACK partition); the twin's int8 graph is
+``kerasnets.export.int8_forms.postprocess_tflite`` (one XNNPACK partition); the twin's int8 graph is
 what the TFLite converter gives. Weights are random (nothing is downloaded): latency does not
 depend on their values.
 """
@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_MODELS = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
 
@@ -44,7 +42,7 @@ def build_pair(name, size):
     import tf_keras
 
     import kerasnets
-    from kerasnets.registry import get_entry
+    from kerasnets.models.registry import get_entry
 
     entry = get_entry(name)
     ours = kerasnets.create_model(name, input_shape=(size, size, 3))
@@ -58,7 +56,7 @@ def build_pair(name, size):
 
 def convert_timed(model, precision, calibration, hard_swish="xnnpack"):
     """Returns ``(tflite bytes, seconds)``."""
-    from tflite.convert import convert
+    from kerasnets.export.convert import convert
 
     start = time.perf_counter()
     blob = convert(model, precision, calibration if precision == "int8" else None,
@@ -96,8 +94,8 @@ def interleaved_medians(blobs, x, threads, runs, warmup):
 def run(models, size, threads_list, runs, warmup, calibration_count):
     """Returns the table rows (dicts) of the benchmark."""
     from kerasnets.data import preprocessing_mode
-    from kerasnets.int8_forms import xnnpack_partitions
-    from kerasnets.registry import get_entry
+    from kerasnets.export.int8_forms import xnnpack_partitions
+    from kerasnets.models.registry import get_entry
 
     rows = []
     for name in models:

@@ -7,10 +7,10 @@
 
 ``patterns``: each pattern of a MobileNetV3/DenseNet graph sits between two 1x1 convolutions of
 a small 16x16x8 model (head patterns end the model), is converted to int8 after post-training
-calibration on random data (``--qat``: after ``kerasnets.qat.quantize_model`` and one training
+calibration on random data (``--qat``: after ``kerasnets.quantization.qat.quantize_model`` and one training
 step), and is printed with its ops and the number of XNNPACK partitions LiteRT makes of it (the
 ``DELEGATE`` nodes; 1 = fully delegated), as converted and after
-``kerasnets.int8_forms.postprocess_tflite``.
+``kerasnets.export.int8_forms.postprocess_tflite``.
 
 ``registry``: every registered model (or those matching ``--models``) at its smallest input,
 converted the same way, with its partitions and left-out ops before and after the rewrite.
@@ -33,8 +33,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 log = logging.getLogger("probe_xnnpack_int8")
 
@@ -182,8 +180,8 @@ def random_inputs(shape, count, seed=0, low=0.0, high=255.0):
 
 
 def qat_model(model, samples):
-    """Returns ``kerasnets.qat.quantize_model(model)`` after one training step on ``samples``."""
-    from kerasnets.qat import quantize_model
+    """Returns ``kerasnets.quantization.qat.quantize_model(model)`` after one training step on ``samples``."""
+    from kerasnets.quantization.qat import quantize_model
 
     quantized = quantize_model(model)
     quantized.compile("adam", "mse")
@@ -194,7 +192,7 @@ def qat_model(model, samples):
 
 def probe_patterns(qat=False):
     """Returns rows ``(pattern, ops, partitions, left out)`` as converted, then postprocessed."""
-    from kerasnets.int8_forms import (
+    from kerasnets.export.int8_forms import (
         postprocess_tflite, tflite_op_names, undelegated_ops, xnnpack_partitions,
     )
 
@@ -279,7 +277,7 @@ def latency_rows(model_names, size, threads, runs):
     """
     import kerasnets
     from kerasnets._keras import keras
-    from kerasnets.int8_forms import postprocess_tflite, undelegated_ops, xnnpack_partitions
+    from kerasnets.export.int8_forms import postprocess_tflite, undelegated_ops, xnnpack_partitions
 
     rows = []
     for name in model_names:
@@ -320,8 +318,8 @@ def registry_rows(model_names, qat=False):
     import collections
 
     import kerasnets
-    from kerasnets.int8_forms import postprocess_tflite, undelegated_ops, xnnpack_partitions
-    from kerasnets.registry import get_entry
+    from kerasnets.export.int8_forms import postprocess_tflite, undelegated_ops, xnnpack_partitions
+    from kerasnets.models.registry import get_entry
 
     def left_out(tflite_model):
         counts = collections.Counter(undelegated_ops(tflite_model))
@@ -378,7 +376,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     log.setLevel(logging.INFO)
     if args.command == "patterns":
-        kind = "QAT (kerasnets.qat.quantize_model)" if args.qat else "post-training int8"
+        kind = "QAT (kerasnets.quantization.qat.quantize_model)" if args.qat else "post-training int8"
         print(f"{kind}; parts = XNNPACK partitions (DELEGATE nodes), left out = ops XNNPACK "
               "does not take\n")
         _print_table(("pattern", "int8 ops as converted", "parts", "left out",

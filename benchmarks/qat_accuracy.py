@@ -2,7 +2,7 @@
 
 For each model: train the float Keras model on ``<data>/train``, evaluate it on ``<data>/test``;
 convert it to full-integer int8 TFLite with post-training quantization (PTQ, calibrated on
-training images); fine-tune a QAT copy (``kerasnets.qat.quantize_model``) and convert it to
+training images); fine-tune a QAT copy (``kerasnets.quantization.qat.quantize_model``) and convert it to
 int8 TFLite; evaluate both TFLite models with LiteRT. The target: QAT int8 within 1.0 point of
 the float model.
 
@@ -31,8 +31,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10"
 DEFAULT_MODELS = ("mobilenet_v2@32", "mobilenet_v3_small@64", "densenet_40_k12@32")
 # Test images whose QAT Keras top-1 probability leads the second by at least this much count as
@@ -47,9 +45,9 @@ def benchmark_model(name, train_set, test_set, epochs, qat_epochs, calibration_i
     """Returns the result row (dict) of one model: float, PTQ int8 and QAT int8 accuracies."""
     from kerasnets import data
     from kerasnets._keras import keras
-    from kerasnets.qat import quantize_model
-    from kerasnets.registry import create_model, get_entry
-    from tflite import convert as converter
+    from kerasnets.quantization.qat import quantize_model
+    from kerasnets.models.registry import create_model, get_entry
+    from kerasnets import export, workflow
 
     entry = get_entry(name)
     mode = data.preprocessing_mode(entry)
@@ -61,46 +59,46 @@ def benchmark_model(name, train_set, test_set, epochs, qat_epochs, calibration_i
 
     start = time.perf_counter()
     log.info("%s: float training, %d epochs", name, epochs)
-    converter.train(model, train_set, mode, epochs, learning_rate, seed=seed)
+    workflow.train(model, train_set, mode, epochs, learning_rate, seed=seed)
     row["train_seconds"] = round(time.perf_counter() - start)
-    float_outputs = converter.keras_predict(model, test_set, mode)
-    row["float"] = converter.accuracy(float_outputs, test_set.labels)
+    float_outputs = workflow.keras_predict(model, test_set, mode)
+    row["float"] = export.accuracy(float_outputs, test_set.labels)
     test_inputs = data.preprocess(test_set.images, mode)
 
     calibration = data.preprocess(
-        converter.pick_calibration_images(train_set, calibration_images, seed), mode)
+        workflow.pick_calibration_images(train_set, calibration_images, seed), mode)
     log.info("%s: post-training int8", name)
-    ptq = converter.convert(model, "int8", calibration)
-    ptq_outputs = converter.tflite_predict(ptq, test_inputs, progress=True)
-    row["ptq_int8"] = converter.accuracy(ptq_outputs, test_set.labels)
-    row["ptq_agreement"] = converter.agreement(ptq_outputs, float_outputs)
+    ptq = export.convert(model, "int8", calibration)
+    ptq_outputs = export.tflite_predict(ptq, test_inputs, progress=True)
+    row["ptq_int8"] = export.accuracy(ptq_outputs, test_set.labels)
+    row["ptq_agreement"] = export.agreement(ptq_outputs, float_outputs)
 
     start = time.perf_counter()
     log.info("%s: QAT fine-tuning, %d epochs", name, qat_epochs)
     qat_model = quantize_model(model)
-    converter.train(qat_model, train_set, mode, qat_epochs, qat_learning_rate, seed=seed)
+    workflow.train(qat_model, train_set, mode, qat_epochs, qat_learning_rate, seed=seed)
     row["qat_seconds"] = round(time.perf_counter() - start)
-    qat_keras_outputs = converter.keras_predict(qat_model, test_set, mode)
-    row["qat_keras"] = converter.accuracy(qat_keras_outputs, test_set.labels)
-    qat = converter.convert(qat_model, "int8", calibration)
-    qat_outputs = converter.tflite_predict(qat, test_inputs, progress=True)
-    row["qat_int8"] = converter.accuracy(qat_outputs, test_set.labels)
-    row["qat_agreement"] = converter.agreement(qat_outputs, float_outputs)
-    row["qat_keras_agreement"] = converter.agreement(qat_outputs, qat_keras_outputs)
+    qat_keras_outputs = workflow.keras_predict(qat_model, test_set, mode)
+    row["qat_keras"] = export.accuracy(qat_keras_outputs, test_set.labels)
+    qat = export.convert(qat_model, "int8", calibration)
+    qat_outputs = export.tflite_predict(qat, test_inputs, progress=True)
+    row["qat_int8"] = export.accuracy(qat_outputs, test_set.labels)
+    row["qat_agreement"] = export.agreement(qat_outputs, float_outputs)
+    row["qat_keras_agreement"] = export.agreement(qat_outputs, qat_keras_outputs)
     # Where do they disagree? On images the QAT model itself hardly decides between two classes:
     top2 = np.sort(qat_keras_outputs, axis=1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] >= CLEAR_MARGIN
     row["clear_fraction"] = float(np.mean(clear))
-    row["qat_keras_agreement_clear"] = converter.agreement(qat_outputs[clear],
+    row["qat_keras_agreement_clear"] = export.agreement(qat_outputs[clear],
                                                            qat_keras_outputs[clear])
     row["int8_bytes"] = len(qat)
-    row["xnnpack_partitions"] = converter.xnnpack_partitions(qat)
+    row["xnnpack_partitions"] = export.xnnpack_partitions(qat)
     return row
 
 
 def parse_model(spec):
     """Returns ``(name, size)`` of a ``NAME@SIZE`` model spec; raises ``ValueError`` if bad."""
-    from kerasnets.registry import get_entry
+    from kerasnets.models.registry import get_entry
 
     name, _, size = spec.partition("@")
     entry = get_entry(name)
@@ -159,7 +157,7 @@ def main(argv=None):
         print(format_table([row for path in args.show for row in json.loads(path.read_text())]))
         return 0
     from kerasnets import data
-    from kerasnets.cli import configure_logging
+    from kerasnets.cli.common import configure_logging
 
     configure_logging()
 

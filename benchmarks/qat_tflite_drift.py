@@ -2,7 +2,7 @@
 
 Issue 5 asks the int8 model to agree with the QAT Keras model it came from on >= 99 % of real
 images. This script shows what the disagreement is made of. It trains a small model briefly,
-fine-tunes it with ``kerasnets.qat.quantize_model``, and compares the QAT Keras model with
+fine-tunes it with ``kerasnets.quantization.qat.quantize_model``, and compares the QAT Keras model with
 
 - its int8 TFLite model (what ships), and
 - its fp32 TFLite model: the converter keeps the QAT graph's fake-quant points as
@@ -29,8 +29,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
 log = logging.getLogger("qat_tflite_drift")
 
 
@@ -38,7 +36,7 @@ def drift_table(model, inputs, points):
     """Returns rows ``(index, layer name, layer type, relative RMS, share differing)`` comparing
     Keras and fp32 TFLite outputs of sub-models of ``model`` cut after ``points`` layers."""
     from kerasnets._keras import keras
-    from tflite import convert as converter
+    from kerasnets import export, workflow
 
     last = len(model.layers) - 1
     cuts = sorted(set(np.linspace(1, last, points).round().astype(int).tolist()))
@@ -47,7 +45,7 @@ def drift_table(model, inputs, points):
         layer = model.layers[index]
         sub = keras.Model(model.input, layer.output)
         want = sub(inputs, training=False).numpy()
-        got = converter.tflite_predict(converter.convert(sub, "fp32"), inputs)
+        got = export.tflite_predict(export.convert(sub, "fp32"), inputs)
         diff = got - want
         rel_rms = float(np.sqrt(np.mean(diff ** 2) / max(np.mean(want ** 2), 1e-24)))
         differing = float(np.mean(np.abs(diff) > 1e-6 * max(np.abs(want).max(), 1e-12)))
@@ -62,9 +60,9 @@ def run(args):
     """Returns the printed report (text) of one run of the script."""
     from kerasnets import data
     from kerasnets._keras import keras
-    from kerasnets.qat import quantize_model
-    from kerasnets.registry import create_model, get_entry
-    from tflite import convert as converter
+    from kerasnets.quantization.qat import quantize_model
+    from kerasnets.models.registry import create_model, get_entry
+    from kerasnets import export, workflow
 
     entry = get_entry(args.model)
     mode = data.preprocessing_mode(entry)
@@ -78,24 +76,24 @@ def run(args):
     model = create_model(args.model, input_shape=(args.input_size,) * 2 + (3,),
                          classes=len(train_set.class_names))
     log.info("float training, %d epochs", args.epochs)
-    converter.train(model, train_set, mode, args.epochs, 2e-3, seed=args.seed)
+    workflow.train(model, train_set, mode, args.epochs, 2e-3, seed=args.seed)
     qat_model = quantize_model(model)
     log.info("QAT fine-tuning, %d epochs", args.qat_epochs)
-    converter.train(qat_model, train_set, mode, args.qat_epochs, 2e-4, seed=args.seed)
+    workflow.train(qat_model, train_set, mode, args.qat_epochs, 2e-4, seed=args.seed)
 
     inputs = data.preprocess(test_set.images, mode)
     keras_outputs = qat_model.predict(inputs, verbose=0)
     agreements = {}
     for precision in ("int8", "fp32"):
-        tflite_model = converter.convert(qat_model, precision, inputs)
-        agreements[precision] = converter.agreement(
-            converter.tflite_predict(tflite_model, inputs), keras_outputs)
+        tflite_model = export.convert(qat_model, precision, inputs)
+        agreements[precision] = export.agreement(
+            export.tflite_predict(tflite_model, inputs), keras_outputs)
     rows = drift_table(qat_model, inputs, args.points)
 
     lines = [
         f"{args.model} at {args.input_size}x{args.input_size}, {len(train_set)} training images, "
         f"{args.epochs}+{args.qat_epochs} epochs; {len(test_set)} test images "
-        f"(QAT Keras accuracy {100 * converter.accuracy(keras_outputs, test_set.labels):.1f} %)",
+        f"(QAT Keras accuracy {100 * export.accuracy(keras_outputs, test_set.labels):.1f} %)",
         f"top-1 agreement with the QAT Keras model: int8 TFLite "
         f"{100 * agreements['int8']:.1f} %, fp32 TFLite of the same QAT graph "
         f"{100 * agreements['fp32']:.1f} %",
@@ -143,7 +141,7 @@ def main(argv=None):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1; received "
                          f"{getattr(args, name)}")
-    from kerasnets.cli import call_reporting_errors, configure_logging
+    from kerasnets.cli.common import call_reporting_errors, configure_logging
 
     configure_logging()
     status, report = call_reporting_errors(log, run, args)

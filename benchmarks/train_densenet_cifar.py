@@ -21,7 +21,7 @@ import tensorflow as tf
 
 import kerasnets
 from kerasnets._keras import keras
-from kerasnets.densenet import CIFAR, CIFAR10_MEAN, CIFAR10_STD
+from kerasnets.models.densenet import CIFAR, CIFAR10_MEAN, CIFAR10_STD
 
 LOG = logging.getLogger("train_densenet_cifar")
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"

@@ -6,22 +6,20 @@ phones.
     kerasnets.list_models()
     kerasnets.create_model("mobilenet_v3_small", alpha=0.75)
     print(kerasnets.profile(model))
+
+The package follows the pipeline, each stage importing only the stages before it:
+``layers`` -> ``models`` -> ``data`` -> ``training`` -> ``quantization`` -> ``export`` ->
+``bench``; ``workflow`` (train -> QAT -> convert -> evaluate) and ``cli`` (the ``kerasnets``
+command) sit on top.
 """
 
 from kerasnets import layers
-from kerasnets.densenet import (
-    DenseNet, DenseNet121, DenseNet169, DenseNet201, DenseNet264, DenseNetCifar,
+from kerasnets.models import (
+    DenseNet, DenseNet121, DenseNet169, DenseNet201, DenseNet264, DenseNetCifar, GoogLeNet,
+    MobileNet, MobileNetV1, MobileNetV2, MobileNetV3Large, MobileNetV3Small,
+    MobileNetV4ConvMedium, MobileNetV4ConvSmall, MSDNetCifar, MultiExitDenseNetCifar, Profile,
+    ResNet50, ResNet101, ResNeXt50_32x4d, Xception, create_model, list_models, profile,
 )
-from kerasnets.early_exit import MSDNetCifar, MultiExitDenseNetCifar
-from kerasnets.googlenet import GoogLeNet
-from kerasnets.mobilenet_v1 import MobileNet, MobileNetV1
-from kerasnets.mobilenet_v2 import MobileNetV2
-from kerasnets.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
-from kerasnets.mobilenet_v4 import MobileNetV4ConvMedium, MobileNetV4ConvSmall
-from kerasnets.profiler import Profile, profile
-from kerasnets.registry import create_model, list_models
-from kerasnets.resnet import ResNet50, ResNet101, ResNeXt50_32x4d
-from kerasnets.xception import Xception
 
 __version__ = "0.1.0"
 

@@ -10,9 +10,6 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-# Scripts of tflite/ and android_bench/ are imported by tests as modules of the repository root.
-sys.path.insert(0, str(REPO))
-
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10"
 
 

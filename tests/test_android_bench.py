@@ -1,4 +1,4 @@
-"""Tests of android_bench: output parsing, and benchmark.py against a stand-in adb and device.
+"""Tests of kerasnets.bench: output parsing, and benchmark.py against a stand-in adb and device.
 
 No Android device exists here. tests/fake_adb/adb emulates adb (real message texts, a device
 file system in a temp folder, device commands run by /bin/sh so quoting mistakes break) and
@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
-from android_bench import adb as adbmod
-from android_bench import benchmark
-from android_bench.modelinfo import binary_abi, tflite_precision
-from android_bench.parse import BenchmarkOutputError, parse_benchmark_output
+from kerasnets.bench import adb as adbmod
+from kerasnets.bench import benchmark
+from kerasnets.bench.modelinfo import binary_abi, tflite_precision
+from kerasnets.bench.parse import BenchmarkOutputError, parse_benchmark_output
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_ADB = REPO / "tests" / "fake_adb" / "adb"

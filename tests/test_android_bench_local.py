@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from android_bench import benchmark, report
-from android_bench.local import benchmark_local
-from android_bench.modelinfo import tflite_precision
+from kerasnets.bench import benchmark, report
+from kerasnets.bench.local import benchmark_local
+from kerasnets.bench.modelinfo import tflite_precision
 
 pytestmark = pytest.mark.slow
 
@@ -134,7 +134,7 @@ def test_local_target_command_line_and_report(converted, tmp_path, caplog):
         else:
             assert record["ok"] and record["count"] == 5 and record["avg_us"] > 0
             # Each combination ran in its own process, which the record names.
-            assert "-m android_bench.local" in record["command"]
+            assert "-m kerasnets.bench.local" in record["command"]
             assert f"--threads {record['threads']}" in record["command"]
     assert "delegate='gpu' is not available" in caplog.text
 

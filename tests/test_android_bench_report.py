@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from android_bench import report
+from kerasnets.bench import report
 
 PIXEL = {"serial": "A1", "manufacturer": "Google", "model": "Pixel 7"}
 GALAXY = {"serial": "B2", "manufacturer": "samsung", "model": "SM-S911B"}

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kerasnets.__main__ import main
+from kerasnets.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("args, params, macs", [
@@ -48,7 +47,7 @@ def test_demo_with_unwritable_out_exits_2_before_training(tmp_path, caplog):
 
 
 def test_python_dash_m_kerasnets_runs(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run([sys.executable, "-m", "kerasnets", "profile", "mobilenet_v3_small",
                            "--input-size", "32"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)

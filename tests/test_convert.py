@@ -14,9 +14,11 @@ import pytest
 import kerasnets
 from kerasnets import data
 from kerasnets._keras import keras, layers
-from kerasnets.qat import quantize_model
-from kerasnets.registry import get_entry
-from tflite import convert as converter
+from kerasnets.quantization.qat import quantize_model
+from kerasnets.models.registry import get_entry
+from kerasnets import export, workflow
+from kerasnets.cli import convert as convert_cli
+from kerasnets.export import convert as export_convert
 
 CONTRACT_CLASSES = 4
 
@@ -85,16 +87,16 @@ def tiny_inputs(real_32):
 
 
 def test_fp32_matches_keras(tiny_model, tiny_inputs):
-    tflite_model = converter.convert(tiny_model, "fp32")
-    np.testing.assert_allclose(converter.tflite_predict(tflite_model, tiny_inputs),
+    tflite_model = export.convert(tiny_model, "fp32")
+    np.testing.assert_allclose(export.tflite_predict(tflite_model, tiny_inputs),
                                tiny_model.predict(tiny_inputs, verbose=0), atol=1e-5)
     assert set(_inner_dtypes(tflite_model).values()) <= {"float32", "int32"}
 
 
 def test_fp16_and_dynamic_shrink_weights(tiny_model, tiny_inputs):
-    fp32 = converter.convert(tiny_model, "fp32")
-    fp16 = converter.convert(tiny_model, "fp16")
-    dynamic = converter.convert(tiny_model, "dynamic")
+    fp32 = export.convert(tiny_model, "fp32")
+    fp16 = export.convert(tiny_model, "fp16")
+    dynamic = export.convert(tiny_model, "dynamic")
     weights = tiny_model.count_params()
     # fp16 stores every weight in 2 bytes instead of 4. Dynamic-range quantization stores in
     # 1 byte the weight tensors of at least 1024 values (the converter's default threshold).
@@ -105,29 +107,29 @@ def test_fp16_and_dynamic_shrink_weights(tiny_model, tiny_inputs):
     assert "int8" in _inner_dtypes(dynamic).values()
     reference = tiny_model.predict(tiny_inputs, verbose=0)
     for tflite_model in (fp16, dynamic):
-        np.testing.assert_allclose(converter.tflite_predict(tflite_model, tiny_inputs),
+        np.testing.assert_allclose(export.tflite_predict(tflite_model, tiny_inputs),
                                    reference, atol=0.05)
 
 
 @pytest.mark.parametrize("int8_io", [False, True])
 def test_int8_post_training_is_full_integer(tiny_model, tiny_inputs, int8_io):
-    tflite_model = converter.convert(tiny_model, "int8", tiny_inputs, int8_io=int8_io)
+    tflite_model = export.convert(tiny_model, "int8", tiny_inputs, int8_io=int8_io)
     assert set(_inner_dtypes(tflite_model).values()) <= {"int8", "int32"}
     (inp,) = _interpreter(tflite_model).get_input_details()
     assert inp["dtype"] == (np.int8 if int8_io else np.float32)
-    outputs = converter.tflite_predict(tflite_model, tiny_inputs)
+    outputs = export.tflite_predict(tflite_model, tiny_inputs)
     np.testing.assert_allclose(outputs, tiny_model.predict(tiny_inputs, verbose=0), atol=0.05)
 
 
 def test_convert_rejects_bad_arguments(tiny_model):
     with pytest.raises(ValueError, match="`precision` must be one of"):
-        converter.convert(tiny_model, "int4")
+        export.convert(tiny_model, "int4")
     with pytest.raises(ValueError, match="representative_data"):
-        converter.convert(tiny_model, "int8")
+        export.convert(tiny_model, "int8")
     with pytest.raises(ValueError, match="--int8-io needs --precision int8"):
-        converter.convert(tiny_model, "fp16", int8_io=True)
+        export.convert(tiny_model, "fp16", int8_io=True)
     with pytest.raises(ValueError, match="hard_swish"):
-        converter.convert(tiny_model, "fp32", hard_swish="relu")
+        export.convert(tiny_model, "fp32", hard_swish="relu")
 
 
 def test_multi_input_model_converts_with_one_signature_input_per_model_input():
@@ -141,7 +143,7 @@ def test_multi_input_model_converts_with_one_signature_input_per_model_input():
               rng.normal(size=(16, 4, 4, 5)).astype("float32")]
     want = model.predict(inputs, verbose=0)
     for precision, atol in (("fp32", 1e-5), ("int8", 0.1)):
-        interpreter = _interpreter(converter.convert(model, precision, inputs))
+        interpreter = _interpreter(export.convert(model, precision, inputs))
         (runner_inputs,) = [s["inputs"] for s in interpreter.get_signature_list().values()]
         assert sorted(runner_inputs) == ["input_0", "input_1"]
         runner = interpreter.get_signature_runner()
@@ -150,18 +152,18 @@ def test_multi_input_model_converts_with_one_signature_input_per_model_input():
             for i in range(16)])
         np.testing.assert_allclose(got, want, atol=atol)
     with pytest.raises(ValueError, match=r"one array of samples per model input \(2\)"):
-        converter.convert(model, "int8", inputs[:1])
+        export.convert(model, "int8", inputs[:1])
     with pytest.raises(ValueError, match=r"lengths \[16, 3\]"):
-        converter.convert(model, "int8", [inputs[0], inputs[1][:3]])
+        export.convert(model, "int8", [inputs[0], inputs[1][:3]])
 
 
 def test_write_atomic_leaves_nothing_on_failure(tmp_path, monkeypatch):
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(converter.os, "replace", failing_replace)
+    monkeypatch.setattr(export_convert.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
-        converter.write_atomic(tmp_path / "m.tflite", b"x" * 1000)
+        export.write_atomic(tmp_path / "m.tflite", b"x" * 1000)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -185,7 +187,7 @@ def tiny_folder(tmp_path):
 def test_cli_dynamic_writes_model_and_report(tiny_folder, tmp_path, caplog):
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING):
-        status = converter.main(["--model", "mobilenet_v2", "--precision", "dynamic",
+        status = convert_cli.main(["--model", "mobilenet_v2", "--precision", "dynamic",
                                  "--epochs", "0", "--data", str(tiny_folder), "--out", str(out),
                                  "--no-progress"])
     assert status == 0
@@ -231,7 +233,7 @@ def test_cli_bad_input_exits_2_with_a_message(args, message, tiny_folder, tmp_pa
     if "--out" not in args:
         args += ["--out", str(tmp_path / "out")]
     start = time.perf_counter()
-    status = converter.main(args + ["--no-progress"])
+    status = convert_cli.main(args + ["--no-progress"])
     assert status == 2
     assert caplog.records and caplog.records[-1].levelname == "ERROR"
     assert re.search(message, caplog.text)
@@ -243,9 +245,9 @@ def test_failed_conversion_leaves_no_tflite(tiny_folder, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("converter crashed")
 
-    monkeypatch.setattr(converter, "convert", broken)
+    monkeypatch.setattr(workflow, "convert", broken)
     with pytest.raises(RuntimeError, match="converter crashed"):
-        converter.run(converter.Options(model="mobilenet_v2", out=tmp_path / "out",
+        workflow.run(workflow.Options(model="mobilenet_v2", out=tmp_path / "out",
                                         precision="fp32", epochs=0, data=tiny_folder,
                                         progress=False))
     assert not list((tmp_path / "out").iterdir())
@@ -253,9 +255,9 @@ def test_failed_conversion_leaves_no_tflite(tiny_folder, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_qat_pipeline_report_and_demo_table(tiny_folder, tmp_path):
-    from kerasnets.demo import format_table
+    from kerasnets.cli.demo import format_table
 
-    report = converter.run(converter.Options(
+    report = workflow.run(workflow.Options(
         model="mobilenet_v3_small", out=tmp_path / "out", precision="int8", qat=True,
         epochs=0, qat_epochs=1, data=tiny_folder, compare_fp32=True, progress=False))
     tflite_model = (tmp_path / "out" / "mobilenet_v3_small_int8_qat.tflite").read_bytes()
@@ -265,8 +267,8 @@ def test_qat_pipeline_report_and_demo_table(tiny_folder, tmp_path):
     assert report["xnnpack_partitions"] == _partitions(tflite_model) == 1
     # The report's accuracy is the runtime's: recompute it from the written file.
     eval_set = data.load_image_folder(tiny_folder, 32, progress=False)
-    _, held = data.split_holdout(eval_set, converter.HOLDOUT_FRACTION, seed=0)
-    outputs = converter.tflite_predict(tflite_model, data.preprocess(held.images, "raw"))
+    _, held = data.split_holdout(eval_set, workflow.HOLDOUT_FRACTION, seed=0)
+    outputs = export.tflite_predict(tflite_model, data.preprocess(held.images, "raw"))
     assert report["tflite_accuracy"] == pytest.approx(np.mean(outputs.argmax(-1) == held.labels))
     assert report["fp32_size_bytes"] > 3 * report["size_bytes"]
     table = format_table(report)
@@ -331,7 +333,7 @@ def test_qat_int8_contract(name, real_32):
     # ranges of the quantizers (untrained placeholder ranges left a QUANTIZE/DEQUANTIZE pair
     # after MobileNetV3's input rescaling).
     qat_model(calibration, training=True)
-    default = converter.convert(qat_model, "int8", calibration)
+    default = export.convert(qat_model, "int8", calibration)
 
     assert set(_inner_dtypes(default).values()) <= {"int8", "int32"}, _inner_dtypes(default)
     outputs = _run_all_outputs(default, calibration[0])
@@ -344,6 +346,6 @@ def test_qat_int8_contract(name, real_32):
         assert _partitions(default) == 1
         # The minimalistic variants have no hard-swish, hence no fused form to check.
         if not entry.fixed_kwargs.get("minimalistic", False):
-            fused = converter.convert(qat_model, "int8", calibration, hard_swish="fused")
+            fused = export.convert(qat_model, "int8", calibration, hard_swish="fused")
             assert set(_inner_dtypes(fused).values()) <= {"int8", "int32"}
             assert "HARD_SWISH" in _ops(fused)

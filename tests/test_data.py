@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import kerasnets
 from kerasnets import data
-from kerasnets.registry import get_entry
+from kerasnets.models.registry import get_entry
 from kerasnets._keras import keras
 
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",

@@ -169,7 +169,7 @@ def test_cifar_params_and_depth_match_the_paper(name):
     model = cifar_model(name)
     paper = PAPER_CIFAR_PARAMS[name]
     assert abs(model.count_params() - paper) <= 0.05 * paper
-    entry = kerasnets.registry.get_entry(name)
+    entry = kerasnets.models.registry.get_entry(name)
     assert depth_of(model) == entry.fixed_kwargs["depth"]
     assert model.input_shape == (None, 32, 32, 3)
     assert model.output_shape == (None, 10)

@@ -9,12 +9,13 @@ import pytest
 
 import kerasnets
 from kerasnets import data
-from kerasnets import early_exit as ee
+from kerasnets.models import early_exit as ee
 from kerasnets._keras import keras
 from helpers import randomize_batchnorm
-from kerasnets.profiler import profile
-from kerasnets.registry import get_entry
-from tflite import early_exit as staged
+from kerasnets.models.profiler import profile
+from kerasnets.models.registry import get_entry
+from kerasnets.cli import early_exit as early_exit_cli
+from kerasnets.export import stages as staged
 
 CLASSES = 10
 
@@ -67,7 +68,7 @@ def fp32_export(tiny_msdnet, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def densenet_export(tiny_densenet, tmp_path_factory):
-    """The fp32 stages of the tiny DenseNet (single-input stages, tflite.convert.convert)."""
+    """The fp32 stages of the tiny DenseNet (single-input stages, kerasnets.export.convert)."""
     return staged.export_stages(tiny_densenet, tmp_path_factory.mktemp("dense_fp32"), "fp32",
                                 preprocessing="cifar10")
 
@@ -429,8 +430,8 @@ def test_export_rejects_bad_arguments(tiny_msdnet, tmp_path):
 def test_qat_int8_stages_follow_the_qat_model(images, tmp_path):
     """QAT int8 stages: int8 inside every stage, and the staged LiteRT run gives the QAT Keras
     model's outputs (int8 arithmetic vs its fake quantization)."""
-    from kerasnets.int8_forms import inner_tensor_dtypes
-    from kerasnets.qat import quantize_model
+    from kerasnets.export.int8_forms import inner_tensor_dtypes
+    from kerasnets.quantization.qat import quantize_model
 
     keras.utils.set_random_seed(0)
     model = randomize_batchnorm(ee.MSDNetCifar(blocks=3, step=1, base=1, growth_rate=2,
@@ -465,11 +466,11 @@ def test_qat_int8_stages_follow_the_qat_model(images, tmp_path):
 
 
 def test_cli_evaluates_stages_on_an_image_folder(fp32_export, cifar_dir, capsys):
-    assert staged.main(["--stages", str(fp32_export), "--data", str(cifar_dir / "test"),
+    assert early_exit_cli.main(["--stages", str(fp32_export), "--data", str(cifar_dir / "test"),
                         "--thresholds", "0.2", "--per-class", "1", "--no-progress"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["images"] == 10 and sum(result["exit_counts"]) == 10
-    assert staged.main(["--stages", str(fp32_export), "--data", str(cifar_dir / "test"),
+    assert early_exit_cli.main(["--stages", str(fp32_export), "--data", str(cifar_dir / "test"),
                         "--thresholds", "0.2", "0.3", "0.4", "--no-progress"]) == 2
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import kerasnets
 from kerasnets._keras import layers
-from kerasnets.registry import get_entry
+from kerasnets.models.registry import get_entry
 
 ALL = kerasnets.list_models()
 # Multi-exit models carry their classifiers inside the network: no include_top, no features_only.

@@ -1,4 +1,4 @@
-"""Tests of kerasnets.pipeline: sources (folders, zips, TFRecords, TFDS), decoding against
+"""Tests of kerasnets.data.loader: sources (folders, zips, TFRecords, TFDS), decoding against
 kerasnets.data and TensorFlow's decoders, the papers' augmentations, and the epoch order that
 makes resuming and sharding exact."""
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasnets import data, pipeline
+from kerasnets import data
+from kerasnets.data import loader
 from kerasnets._keras import keras
 
 PER_CLASS = 4
@@ -52,9 +53,9 @@ def eval_arrays(pipe):
 
 @pytest.mark.parametrize("size", [32, 24])
 def test_folder_reads_the_pixels_kerasnets_data_reads(folder, size):
-    source = pipeline.open_source(folder)
+    source = loader.open_source(folder)
     assert (source.kind, source.num_examples, source.num_classes) == ("folder", 40, 10)
-    images, labels = eval_arrays(pipeline.Input(source, size, "raw", 16))
+    images, labels = eval_arrays(loader.Input(source, size, "raw", 16))
     reference = data.load_image_folder(folder, size, progress=False)
     assert source.class_names == reference.class_names
     np.testing.assert_array_equal(labels, reference.labels)
@@ -66,9 +67,9 @@ def test_zip_folder_reads_like_the_directory(folder, tmp_path):
     with zipfile.ZipFile(archive, "w") as out:
         for path in sorted(folder.rglob("*.jpg")):
             out.write(path, f"train/{path.relative_to(folder)}")
-    from_zip = eval_arrays(pipeline.Input(pipeline.open_source(data.ZipFolder(archive, "train")),
+    from_zip = eval_arrays(loader.Input(loader.open_source(data.ZipFolder(archive, "train")),
                                           32, "raw", 16))
-    from_dir = eval_arrays(pipeline.Input(pipeline.open_source(folder), 32, "raw", 16))
+    from_dir = eval_arrays(loader.Input(loader.open_source(folder), 32, "raw", 16))
     np.testing.assert_array_equal(from_zip[0], from_dir[0])
     np.testing.assert_array_equal(from_zip[1], from_dir[1])
 
@@ -95,14 +96,14 @@ def write_tfrecords(folder, path, label_base):
 def test_tfrecord_files_read_with_the_imagenet_keys(folder, tmp_path):
     # 1-based labels, as the Inception/TF-Slim ImageNet TFRecords.
     encoded, labels = write_tfrecords(folder, tmp_path / "train-00000-of-00001", label_base=1)
-    source = pipeline.open_source(str(tmp_path / "train-*"), label_offset=1)
+    source = loader.open_source(str(tmp_path / "train-*"), label_offset=1)
     assert (source.kind, source.num_examples, source.num_classes) == ("tfrecord", 40, 10)
-    images, read_labels = eval_arrays(pipeline.Input(source, 32, "raw", 16))
+    images, read_labels = eval_arrays(loader.Input(source, 32, "raw", 16))
     np.testing.assert_array_equal(read_labels, labels)
     expected = np.stack([tf.io.decode_jpeg(b, channels=3).numpy() for b in encoded])
     np.testing.assert_array_equal(images, expected.astype("float32"))
     # Training batches come from the same records, each epoch a permutation of all of them.
-    train = pipeline.Input(source, 32, "raw", 8, seed=1)
+    train = loader.Input(source, 32, "raw", 8, seed=1)
     seen = np.concatenate([y.argmax(1) for _, y in batches(train.train_dataset(), 5)])
     assert sorted(seen) == sorted(labels)
 
@@ -114,7 +115,7 @@ def test_tfrecord_files_resume_and_shard_by_file(folder, tmp_path):
         with tf.io.TFRecordWriter(str(tmp_path / f"part-{part}.tfrecord")) as writer:
             for record in records[part::4]:
                 writer.write(record)
-    pipe = pipeline.Input(pipeline.open_source(str(tmp_path / "part-*.tfrecord")), 32, "raw", 8,
+    pipe = loader.Input(loader.open_source(str(tmp_path / "part-*.tfrecord")), 32, "raw", 8,
                           augment="cifar", seed=6, shuffle_buffer=16)
     stream = batches(pipe.train_dataset(), 8)
     resumed = batches(pipe.train_dataset(first_epoch=1, skip_steps=1), 2)
@@ -130,16 +131,16 @@ def test_tfrecord_files_resume_and_shard_by_file(folder, tmp_path):
 def test_tfrecord_label_errors(folder, tmp_path):
     write_tfrecords(folder, tmp_path / "data.tfrecord", label_base=1)
     with pytest.raises(ValueError, match="outside the 5 classes"):
-        pipeline.open_source(str(tmp_path / "data.tfrecord"), classes=5)
+        loader.open_source(str(tmp_path / "data.tfrecord"), classes=5)
     write_tfrecords(folder, tmp_path / "zero.tfrecord", label_base=0)
     with pytest.raises(ValueError, match="label_offset"):
-        pipeline.open_source(str(tmp_path / "zero.tfrecord"), label_offset=1)
+        loader.open_source(str(tmp_path / "zero.tfrecord"), label_offset=1)
 
 
 def test_glob_matching_nothing_is_an_error(tmp_path):
     pattern = str(tmp_path / "missing-*.tfrecord")
     with pytest.raises(ValueError, match="matches no file") as err:
-        pipeline.open_source(pattern)
+        loader.open_source(pattern)
     assert pattern in str(err.value)
 
 
@@ -147,11 +148,11 @@ def test_tfds_without_the_package_says_how_to_install(tmp_path):
     if importlib.util.find_spec("tensorflow_datasets") is not None:
         pytest.skip("tensorflow_datasets is installed here")
     with pytest.raises(ValueError, match="pip install tensorflow-datasets"):
-        pipeline.open_source("tfds:cifar10", data_dir=tmp_path)
+        loader.open_source("tfds:cifar10", data_dir=tmp_path)
 
 
 def test_resuming_at_an_epoch_and_step_gives_the_same_batches(folder):
-    pipe = pipeline.Input(pipeline.open_source(folder), 32, "raw", 8, augment="cifar", seed=5)
+    pipe = loader.Input(loader.open_source(folder), 32, "raw", 8, augment="cifar", seed=5)
     assert pipe.steps_per_epoch == 5
     stream = batches(pipe.train_dataset(), 12)
     resumed = batches(pipe.train_dataset(first_epoch=1, skip_steps=2), 5)
@@ -161,10 +162,10 @@ def test_resuming_at_an_epoch_and_step_gives_the_same_batches(folder):
 
 
 def test_each_epoch_is_a_new_permutation(folder):
-    pipe = pipeline.Input(pipeline.open_source(folder), 32, "raw", 8, seed=5)
+    pipe = loader.Input(loader.open_source(folder), 32, "raw", 8, seed=5)
     stream = batches(pipe.train_dataset(), 10)
     epochs = [np.concatenate([x for x, _ in part]) for part in (stream[:5], stream[5:])]
-    reference = eval_arrays(pipeline.Input(pipe.source, 32, "raw", 8))[0]
+    reference = eval_arrays(loader.Input(pipe.source, 32, "raw", 8))[0]
     for images in epochs:  # every image exactly once per epoch
         assert sorted(map(bytes, images.reshape(40, -1))) == sorted(
             map(bytes, reference.reshape(40, -1)))
@@ -172,8 +173,8 @@ def test_each_epoch_is_a_new_permutation(folder):
 
 
 def test_seed_sets_order_and_augmentation(folder):
-    source = pipeline.open_source(folder)
-    first, same, other = (batches(pipeline.Input(source, 32, "raw", 8, augment="cifar",
+    source = loader.open_source(folder)
+    first, same, other = (batches(loader.Input(source, 32, "raw", 8, augment="cifar",
                                                  seed=seed).train_dataset(), 2)
                           for seed in (3, 3, 4))
     np.testing.assert_array_equal(first[1][0], same[1][0])
@@ -181,7 +182,7 @@ def test_seed_sets_order_and_augmentation(folder):
 
 
 def test_workers_read_disjoint_shares_of_each_global_batch(folder):
-    pipe = pipeline.Input(pipeline.open_source(folder), 32, "raw", 8, augment="cifar", seed=2)
+    pipe = loader.Input(loader.open_source(folder), 32, "raw", 8, augment="cifar", seed=2)
     whole = batches(pipe.train_dataset(), 3)
     shares = [batches(pipe.train_dataset(input_context=tf.distribute.InputContext(2, i, 2)), 3)
               for i in range(2)]
@@ -195,7 +196,7 @@ def test_workers_read_disjoint_shares_of_each_global_batch(folder):
 
 
 def test_batch_not_divisible_by_replicas_is_an_error(folder):
-    pipe = pipeline.Input(pipeline.open_source(folder), 32, "raw", 9)
+    pipe = loader.Input(loader.open_source(folder), 32, "raw", 9)
     with pytest.raises(ValueError, match="multiple of the 2 replicas"):
         pipe.train_dataset(input_context=tf.distribute.InputContext(2, 0, 2))
 
@@ -214,12 +215,12 @@ def best_shift(augmented, original, pad):
 
 
 def test_cifar_augmentation_is_a_padded_shift_and_flip(folder):
-    source = pipeline.open_source(folder)
-    plain = batches(pipeline.Input(source, 32, "raw", 8, seed=9).train_dataset(), 1)[0][0]
-    augmented = batches(pipeline.Input(source, 32, "raw", 8, augment="cifar",
+    source = loader.open_source(folder)
+    plain = batches(loader.Input(source, 32, "raw", 8, seed=9).train_dataset(), 1)[0][0]
+    augmented = batches(loader.Input(source, 32, "raw", 8, augment="cifar",
                                        seed=9).train_dataset(), 1)[0][0]
     for original, image in zip(plain, augmented):
-        assert best_shift(image, original, pipeline.CIFAR_PAD) == 0
+        assert best_shift(image, original, loader.CIFAR_PAD) == 0
     # Not all of them the image or its mirror: shifts happen.
     assert max(best_shift(image, original, 0) for original, image in zip(plain, augmented)) > 0
 
@@ -229,7 +230,7 @@ def test_imagenet_crops_are_resized_windows(tmp_path):
     # flipped, has rows that are monotonic and constant down each column.
     ramp = np.tile(np.linspace(0, 255, 64).round().astype("uint8")[None, :, None], (64, 1, 3))
     ramps = data.ImageSet(np.stack([ramp] * 8), np.zeros(8, "int32"), ("ramp",), "ramp", ())
-    pipe = pipeline.Input(pipeline.from_image_set(ramps), 32, "raw", 8, augment="imagenet", seed=1)
+    pipe = loader.Input(loader.from_image_set(ramps), 32, "raw", 8, augment="imagenet", seed=1)
     images = batches(pipe.train_dataset(), 1)[0][0][..., 0]
     spans = []
     for image in images:
@@ -241,10 +242,10 @@ def test_imagenet_crops_are_resized_windows(tmp_path):
 
 
 def test_preprocessing_matches_keras_applications(folder):
-    source = pipeline.open_source(folder)
-    raw, _ = eval_arrays(pipeline.Input(source, 32, "raw", 16))
-    tf_mode, _ = eval_arrays(pipeline.Input(source, 32, "tf", 16))
-    torch_mode, _ = eval_arrays(pipeline.Input(source, 32, "torch", 16))
+    source = loader.open_source(folder)
+    raw, _ = eval_arrays(loader.Input(source, 32, "raw", 16))
+    tf_mode, _ = eval_arrays(loader.Input(source, 32, "tf", 16))
+    torch_mode, _ = eval_arrays(loader.Input(source, 32, "torch", 16))
     np.testing.assert_allclose(
         tf_mode, keras.applications.mobilenet_v2.preprocess_input(raw.copy()), atol=1e-6)
     np.testing.assert_allclose(
@@ -252,12 +253,12 @@ def test_preprocessing_matches_keras_applications(folder):
 
 
 def test_cache_and_arrays_give_the_same_batches_as_files(folder):
-    source = pipeline.open_source(folder)
+    source = loader.open_source(folder)
     kwargs = dict(augment="cifar", seed=4)
-    files = batches(pipeline.Input(source, 32, "raw", 8, **kwargs).train_dataset(), 6)
-    cached = batches(pipeline.Input(source, 32, "raw", 8, cache=True, **kwargs).train_dataset(), 6)
-    arrays = pipeline.from_image_set(data.load_image_folder(folder, 32, progress=False))
-    in_memory = batches(pipeline.Input(arrays, 32, "raw", 8, **kwargs).train_dataset(), 6)
+    files = batches(loader.Input(source, 32, "raw", 8, **kwargs).train_dataset(), 6)
+    cached = batches(loader.Input(source, 32, "raw", 8, cache=True, **kwargs).train_dataset(), 6)
+    arrays = loader.from_image_set(data.load_image_folder(folder, 32, progress=False))
+    in_memory = batches(loader.Input(arrays, 32, "raw", 8, **kwargs).train_dataset(), 6)
     for a, b, c in zip(files, cached, in_memory):
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[0], c[0])
@@ -273,12 +274,12 @@ def test_cache_and_arrays_give_the_same_batches_as_files(folder):
 def test_bad_input_arguments(folder, kwargs, match):
     args = {**dict(image_size=32, mode="raw", batch_size=8), **kwargs}
     with pytest.raises(ValueError, match=match):
-        pipeline.Input(pipeline.open_source(folder), **args)
+        loader.Input(loader.open_source(folder), **args)
 
 
 def test_make_dataset_is_the_one_call_form(folder):
-    train = pipeline.make_dataset(folder, 32, "tf", True, 8, augment="cifar", seed=1)
-    evaluation = pipeline.make_dataset(folder, 32, "tf", False, 16)
+    train = loader.make_dataset(folder, 32, "tf", True, 8, augment="cifar", seed=1)
+    evaluation = loader.make_dataset(folder, 32, "tf", False, 16)
     x, y = batches(train, 1)[0]
     assert x.shape == (8, 32, 32, 3) and y.shape == (8, 10)
     assert sum(len(y) for _, y in batches(evaluation, 10)) == 40

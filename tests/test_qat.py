@@ -1,4 +1,4 @@
-"""kerasnets.qat (quantization-aware training) and kerasnets.int8_forms (XNNPACK-friendly int8).
+"""kerasnets.quantization.qat (quantization-aware training) and kerasnets.export.int8_forms (XNNPACK-friendly int8).
 
 References are independent of our code: tfmot's own quantize_model (which fails on these models),
 the TFLite converter and LiteRT's Interpreter (int8 kernels, XNNPACK partitions), and float
@@ -11,11 +11,11 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
 from kerasnets._keras import keras, layers
-from kerasnets.int8_forms import (
+from kerasnets.export.int8_forms import (
     inner_tensor_dtypes, postprocess_tflite, tflite_op_names, undelegated_ops, xnnpack_partitions,
 )
 from kerasnets.layers import HardSigmoid, HardSwish, StochasticDepth
-from kerasnets.qat import OutputQuantizeConfig, quantize_model, quantize_scope
+from kerasnets.quantization.qat import OutputQuantizeConfig, quantize_model, quantize_scope
 
 
 def v3_block(classes=10):

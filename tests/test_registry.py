@@ -11,7 +11,7 @@ import tf_keras
 
 import kerasnets
 from helpers import randomize_batchnorm
-from kerasnets.registry import get_entry
+from kerasnets.models.registry import get_entry
 
 ALL = kerasnets.list_models()
 TWINS = [n for n in ALL if get_entry(n).keras_twin]
@@ -92,7 +92,7 @@ def test_pure_keras_layers_and_keras_format_round_trip(name, tmp_path, real_imag
     model.save(str(path))
     loaded = tf_keras.models.load_model(str(path))
     x = tf_keras.layers.Resizing(*small_shape(name)[:2])(real_images[:4])
-    # Multi-exit models (kerasnets.early_exit) return one output per exit.
+    # Multi-exit models (kerasnets.models.early_exit) return one output per exit.
     got, want = loaded(x, training=False), model(x, training=False)
     got, want = (got if isinstance(got, list) else [got]), (want if isinstance(want, list) else [want])
     assert len(got) == len(want)

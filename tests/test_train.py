@@ -1,4 +1,4 @@
-"""Tests of kerasnets.train and kerasnets.recipes: the papers' recipes, strategies, the
+"""Tests of kerasnets.training.fit and kerasnets.training.recipes: the papers' recipes, strategies, the
 checkpoint-directory rules, the command line, QAT and mixed precision, a killed-and-resumed run
 against an uninterrupted one, and a real two-worker MultiWorkerMirroredStrategy job."""
 
@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasnets import create_model, pipeline, recipes, train
+from kerasnets import create_model
+from kerasnets.data import loader
+from kerasnets.training import fit as train
+from kerasnets.training import recipes
 from kerasnets._keras import keras, layers
 
 from test_pipeline import write_image_folder
@@ -64,7 +67,7 @@ def tree_digest(path):
 
 # -- recipes -------------------------------------------------------------------------------
 
-# The papers' numbers, typed from the papers (not from kerasnets.recipes).
+# The papers' numbers, typed from the papers (not from kerasnets.training.recipes).
 PAPERS = {
     # MobileNetV2 sec. 6.1: RMSProp decay 0.9 momentum 0.9, weight decay 4e-5, rate 0.045 at
     # batch 96, x0.98 per epoch.
@@ -256,8 +259,8 @@ def test_resume_refuses_other_settings_and_runs_without_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_fit_a_registry_model_writes_checkpoints_metrics_and_weights(folder, tmp_path):
-    source = pipeline.open_source(folder)
-    data = pipeline.Input(source, 32, "tf", 8, augment="cifar", steps_per_epoch=2)
+    source = loader.open_source(folder)
+    data = loader.Input(source, 32, "tf", 8, augment="cifar", steps_per_epoch=2)
     run_dir = tmp_path / "run"
     result = train.fit("mobilenet_v1", data, source, recipe="densenet_cifar", epochs=2,
                        checkpoint_dir=run_dir, model_kwargs={"alpha": 0.25}, seed=0, verbose=0)
@@ -281,8 +284,8 @@ def test_fit_a_registry_model_writes_checkpoints_metrics_and_weights(folder, tmp
 
 
 def test_qat_trains_the_quantized_model(folder):
-    pytest.importorskip("kerasnets.qat", reason="kerasnets.qat (QAT) is not in this checkout")
-    data = pipeline.Input(pipeline.open_source(folder), 32, "tf", 8, steps_per_epoch=2)
+    pytest.importorskip("kerasnets.quantization.qat", reason="kerasnets.quantization.qat (QAT) is not in this checkout")
+    data = loader.Input(loader.open_source(folder), 32, "tf", 8, steps_per_epoch=2)
     result = train.fit(tiny_model(), data, epochs=1, qat=True, seed=0, verbose=0)
     kinds = {type(layer).__name__ for layer in result.model.layers}
     assert "QuantizeWrapperV2" in kinds and result.steps == 2
@@ -290,7 +293,7 @@ def test_qat_trains_the_quantized_model(folder):
 
 
 def test_mixed_precision_computes_in_low_precision_with_float32_loss(folder):
-    data = pipeline.Input(pipeline.open_source(folder), 32, "tf", 8, steps_per_epoch=2)
+    data = loader.Input(loader.open_source(folder), 32, "tf", 8, steps_per_epoch=2)
     policy = keras.mixed_precision.global_policy().name
     result = train.fit(tiny_model, data, epochs=1, mixed_precision=True, seed=0, verbose=0)
     assert result.model.get_layer("conv").compute_dtype == train.mixed_precision_policy(
@@ -305,13 +308,13 @@ def test_mixed_precision_computes_in_low_precision_with_float32_loss(folder):
 # -- processes: kill and resume, two workers -----------------------------------------------
 
 def subprocess_env(**extra):
-    """Returns the environment of a ``python -m kerasnets.train`` child process."""
-    return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+    """Returns the environment of a ``python -m kerasnets.training.fit`` child process."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
 
 
 def launch(args, **env):
-    """Starts ``python -m kerasnets.train args`` in the repository; returns the process."""
-    return subprocess.Popen([sys.executable, "-m", "kerasnets.train", *args], cwd=REPO,
+    """Starts ``python -m kerasnets.training.fit args`` in the repository; returns the process."""
+    return subprocess.Popen([sys.executable, "-m", "kerasnets", "train", *args], cwd=REPO,
                             env=subprocess_env(**env), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 

@@ -17,13 +17,13 @@ import collections
 import contextlib
 
 from kerasnets._keras import layers
-from kerasnets.blocks import BNConfig, activation_layer, batch_norm
-from kerasnets.convention import (
+from kerasnets.layers.blocks import BNConfig, activation_layer, batch_norm
+from kerasnets.models.convention import (
     check_common_args, check_rate, dense_classifier, model_input, pool_features,
 )
 from kerasnets.layers import StochasticDepth
-from kerasnets.registry import register_model
-from kerasnets.weights import _file_layers, finish_model, load_weights
+from kerasnets.models.registry import register_model
+from kerasnets.models.weights import _file_layers, finish_model, load_weights
 
 # Figure 5 of the paper. Entry flow stem: two 3x3 convs ('valid' padding, 32 then 64 filters,
 # the first with stride 2).
@@ -146,7 +146,7 @@ def _shortcut_names(model, path):
 @contextlib.contextmanager
 def _shortcut_names_of(model, path):
     """Gives the shortcut layers of ``model`` their names in the weights file at ``path`` while
-    the context lasts, so that the file loads by name (with ``kerasnets.weights``' checks)."""
+    the context lasts, so that the file loads by name (with ``kerasnets.models.weights``' checks)."""
     matches = _shortcut_names(model, path)
     renamed = {layer: layer.name for layer in matches}
     try:

@@ -16,7 +16,7 @@ tfmot does them) and annotates only the layers tfmot has no rule for:
   float ``DEQUANTIZE``/``QUANTIZE`` round trip into DenseNet transitions.
 
 The QAT model is the same for both int8 forms of hard-swish: the converter fuses a quantized
-``HardSwish`` into ``HARD_SWISH``, and ``kerasnets.int8_forms.postprocess_tflite`` chooses the
+``HardSwish`` into ``HARD_SWISH``, and ``kerasnets.export.int8_forms.postprocess_tflite`` chooses the
 form of the exported graph (one XNNPACK partition by default).
 """
 

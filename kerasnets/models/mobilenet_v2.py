@@ -5,13 +5,13 @@ Layer names are those of keras.applications.MobileNetV2, so its weight files loa
 """
 
 from kerasnets._keras import layers
-from kerasnets.blocks import BNConfig, V2_NAMES, conv_bn_act, inverted_residual, make_divisible
-from kerasnets.convention import (
+from kerasnets.layers.blocks import BNConfig, V2_NAMES, conv_bn_act, inverted_residual, make_divisible
+from kerasnets.models.convention import (
     check_common_args, check_positive_number, check_rate, dense_classifier, model_input,
     pool_features,
 )
-from kerasnets.registry import register_model
-from kerasnets.weights import finish_model
+from kerasnets.models.registry import register_model
+from kerasnets.models.weights import finish_model
 
 # Table 2 of the paper: (t expansion factor, c output channels, n repeats, s first stride).
 STEM_FILTERS = 32

@@ -1,25 +1,25 @@
 """Training at scale: one entry point over ``tf.distribute``, with checkpoints, resume and recipes.
 
-    python -m kerasnets.train --model mobilenet_v3_small --input-size 32 --epochs 3 \\
+    python -m kerasnets.training.fit --model mobilenet_v3_small --input-size 32 --epochs 3 \\
         --checkpoint-dir runs/v3s                        # the embedded CIFAR-10 subset
-    python -m kerasnets.train --model densenet_40_k12 --data ../shared/data/cifar10/train \\
+    python -m kerasnets.training.fit --model densenet_40_k12 --data ../shared/data/cifar10/train \\
         --eval-data ../shared/data/cifar10/test --checkpoint-dir runs/d40 --save-freq 500
-    python -m kerasnets.train ... --checkpoint-dir runs/d40 --resume   # after an interruption
+    python -m kerasnets.training.fit ... --checkpoint-dir runs/d40 --resume   # after an interruption
     TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
                 "task": {"type": "worker", "index": 0}}' \\
-        python -m kerasnets.train ... --strategy multiworker              # on every machine
+        python -m kerasnets.training.fit ... --strategy multiworker              # on every machine
 
 Training runs through Keras ``Model.fit`` under a ``tf.distribute`` strategy (one device,
 ``MirroredStrategy`` over local GPUs, ``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``, or a
 TPU); the model is built inside ``strategy.scope()``. ``--qat`` trains the
-``kerasnets.qat.quantize_model`` form of the model.
+``kerasnets.quantization.qat.quantize_model`` form of the model.
 
 The checkpoint directory holds ``run.json`` (model, settings and their hash, run id),
 ``backup/`` (``keras.callbacks.BackupAndRestore``: weights, optimizer, EMA, epoch and step,
 written every ``--save-freq``), ``metrics.csv`` (and ``tensorboard/`` with ``--tensorboard``),
 and at the end ``final_weights.h5`` (Keras 2 HDF5, loadable with
 ``create_model(..., weights=path)``) and ``result.json``. With ``--resume`` a run killed at any
-point continues from its last checkpoint: the input pipeline (``kerasnets.pipeline``) restarts
+point continues from its last checkpoint: the input pipeline (``kerasnets.data.loader``) restarts
 at the exact epoch and step, so the result matches an uninterrupted run (models with dropout
 draw other dropout masks after a restart: Keras does not checkpoint its random-number state).
 A directory is never reused by another run: without ``--resume`` it must be empty, and
@@ -46,10 +46,12 @@ from typing import Optional
 
 import tensorflow as tf
 
-from kerasnets import data, pipeline, recipes
+from kerasnets import data
+from kerasnets.data import loader
+from kerasnets.training import recipes
 from kerasnets._keras import keras, layers
-from kerasnets.cli import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK
-from kerasnets.registry import create_model, get_entry
+from kerasnets.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK
+from kerasnets.models.registry import create_model, get_entry
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 RUN_FILE = "run.json"
@@ -62,7 +64,7 @@ _RUN_FORMAT = 1
 # Steps timed at the start of a run before throughput is measured (tracing, warm-up).
 _THROUGHPUT_WARMUP_STEPS = 1
 
-log = logging.getLogger("kerasnets.train")
+log = logging.getLogger("kerasnets.training.fit")
 
 
 class AlreadyComplete(Exception):
@@ -416,17 +418,17 @@ def fit(model, train, eval_data=None, *, recipe=None, epochs=None, strategy=None
         ``model_kwargs``), a function returning a Keras model, or a Keras model built under
         ``strategy`` (any model, for the default strategy). Names and functions are built
         inside ``strategy.scope()``.
-      train: a ``kerasnets.pipeline.Input``.
-      eval_data: a ``pipeline.Input``, or a ``pipeline.DataSource`` read like ``train``;
+      train: a ``kerasnets.data.loader.Input``.
+      eval_data: a ``loader.Input``, or a ``loader.DataSource`` read like ``train``;
         evaluated after every epoch.
-      recipe: a ``kerasnets.recipes`` name or ``Recipe``; by default the recipe of the model's
+      recipe: a ``kerasnets.training.recipes`` name or ``Recipe``; by default the recipe of the model's
         family for a registry name, else ``"finetune"``.
       epochs: total epochs of the run; by default the recipe's.
       strategy: a ``tf.distribute.Strategy`` or a ``build_strategy`` name (default ``"auto"``).
       checkpoint_dir: where checkpoints, logs and final weights go (see the module docstring);
         None trains without checkpoints.
       resume: continue the run in ``checkpoint_dir`` from its last checkpoint.
-      qat: train the ``kerasnets.qat.quantize_model`` form of the model.
+      qat: train the ``kerasnets.quantization.qat.quantize_model`` form of the model.
       learning_rate: the peak learning rate; by default the recipe's, scaled to the global
         batch size.
       mixed_precision: build a registry name or function under ``mixed_precision_policy``.
@@ -443,14 +445,14 @@ def fit(model, train, eval_data=None, *, recipe=None, epochs=None, strategy=None
       ValueError: bad arguments, or a checkpoint directory this run must not use.
       AlreadyComplete: ``resume`` of a finished run.
     """
-    if not isinstance(train, pipeline.Input):
-        raise ValueError(f"`train` must be a kerasnets.pipeline.Input; received "
+    if not isinstance(train, loader.Input):
+        raise ValueError(f"`train` must be a kerasnets.data.loader.Input; received "
                          f"{type(train).__name__}")
-    if isinstance(eval_data, pipeline.DataSource):
+    if isinstance(eval_data, loader.DataSource):
         # steps_per_epoch only matters for training.
         eval_data = dataclasses.replace(train, source=eval_data, steps_per_epoch=1)
-    if eval_data is not None and not isinstance(eval_data, pipeline.Input):
-        raise ValueError(f"`eval_data` must be None, a pipeline.Input or a pipeline.DataSource; "
+    if eval_data is not None and not isinstance(eval_data, loader.Input):
+        raise ValueError(f"`eval_data` must be None, a loader.Input or a loader.DataSource; "
                          f"received {type(eval_data).__name__}")
     if eval_data is not None and eval_data.num_classes != train.num_classes:
         raise ValueError(f"`eval_data` has {eval_data.num_classes} classes, `train` "
@@ -527,7 +529,7 @@ def fit(model, train, eval_data=None, *, recipe=None, epochs=None, strategy=None
         with _dtype_policy(policy):
             inner = _build_model(model, train, model_kwargs, strategy)
             if qat:
-                from kerasnets.qat import quantize_model
+                from kerasnets.quantization.qat import quantize_model
 
                 inner = quantize_model(inner)
             trained = _training_model(inner, recipe, policy)
@@ -604,10 +606,10 @@ def _save_freq(text):
     return value
 
 
-def build_parser():
-    """Returns the ``argparse`` parser of ``python -m kerasnets.train``."""
+def build_parser(prog="kerasnets train"):
+    """Returns the ``argparse`` parser of ``kerasnets train``."""
     parser = argparse.ArgumentParser(
-        prog="python -m kerasnets.train", description=__doc__.split("\n\n")[0],
+        prog=prog, description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Data: an image folder (<root>/<class>/<image>), TFRecord files (path or glob; "
                "features image/encoded and image/class/label) or tfds:NAME[:SPLIT] with "
@@ -632,7 +634,7 @@ def build_parser():
     add("--batch-size", type=int, default=64, help="global batch size (default: %(default)s)")
     add("--lr", type=float, help="peak learning rate (default: the recipe's, scaled to the batch)")
     add("--recipe", help="training recipe (default: the model family's); "
-                         "see kerasnets.recipes.list_recipes()")
+                         "see kerasnets.training.recipes.list_recipes()")
     add("--set", action="append", metavar="FIELD=VALUE", dest="overrides",
         help="override a recipe field, repeatable, e.g. label_smoothing=0.1 ema=null")
     add("--augment", choices=("imagenet", "cifar", "none"),
@@ -643,7 +645,7 @@ def build_parser():
     add("--tpu", help="TPU name or address for --strategy tpu (default: $TPU_NAME or local)")
     add("--mixed-precision", action="store_true",
         help="mixed float16 (GPU) / bfloat16 (TPU, CPU) computation")
-    add("--qat", action="store_true", help="quantization-aware training (kerasnets.qat)")
+    add("--qat", action="store_true", help="quantization-aware training (kerasnets.quantization.qat)")
     add("--checkpoint-dir", required=True, help="where checkpoints, logs and final weights go")
     add("--resume", action="store_true", help="continue the run in --checkpoint-dir")
     add("--save-freq", type=_save_freq, default="epoch",
@@ -682,18 +684,18 @@ def run(args):
     if args.deterministic:
         tf.config.experimental.enable_op_determinism()
     open_kwargs = dict(data_dir=args.data_dir, classes=args.classes, label_offset=args.label_offset)
-    train_source = pipeline.open_source(args.data or data.embedded_dataset("train"), **open_kwargs)
+    train_source = loader.open_source(args.data or data.embedded_dataset("train"), **open_kwargs)
     eval_spec = args.eval_data or (None if args.data else data.embedded_dataset("test"))
     eval_source = None
     if eval_spec is not None:
         open_kwargs["classes"] = train_source.num_classes
-        eval_source = pipeline.open_source(eval_spec, **open_kwargs)
+        eval_source = loader.open_source(eval_spec, **open_kwargs)
         if train_source.class_names and eval_source.class_names:
             data.check_same_classes(train_source.class_names, eval_source.class_names)
         elif eval_source.num_classes != train_source.num_classes:
             raise ValueError(f"--eval-data has {eval_source.num_classes} classes, --data "
                              f"{train_source.num_classes}")
-    train = pipeline.Input(train_source, image_size, mode, args.batch_size, augment=augment,
+    train = loader.Input(train_source, image_size, mode, args.batch_size, augment=augment,
                            seed=args.seed, cache=args.cache, steps_per_epoch=args.steps_per_epoch)
     log.info("training data %s: %d examples, %d classes; %s inputs, %s augmentation",
              train_source.description, train_source.num_examples, train_source.num_classes,
@@ -706,9 +708,9 @@ def run(args):
                settings={"eval_data": eval_source.description if eval_source else None})
 
 
-def main(argv=None):
+def main(argv=None, prog="kerasnets train"):
     """Runs the command line; returns the exit status (0 ok, 2 bad input, 1 other errors)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

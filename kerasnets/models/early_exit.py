@@ -9,7 +9,7 @@ is the "budgeted batch classification" of MSDNet (Huang et al., 2018, "Multi-Sca
 for Resource Efficient Image Classification", ICLR, arXiv:1703.09844); running every stage and
 reading every exit is its "anytime prediction".
 
-- ``MultiExitDenseNetCifar``: the CIFAR DenseNet / DenseNet-BC of ``kerasnets.densenet`` with a
+- ``MultiExitDenseNetCifar``: the CIFAR DenseNet / DenseNet-BC of ``kerasnets.models.densenet`` with a
   classifier (BN-ReLU-global average pool-dense, the DenseNet head) after each dense block or at
   any dense layer (``exits``). The paper's baseline "DenseNet with intermediate classifiers".
 - ``MSDNetCifar``: MSDNet's CIFAR network: three scales of dense features, a classifier on the
@@ -36,15 +36,15 @@ import numpy as np
 import tensorflow as tf
 
 from kerasnets._keras import keras, layers
-from kerasnets.blocks import BNConfig, activation_layer, batch_norm
-from kerasnets.convention import check_common_args, check_positive_int, model_input
-from kerasnets.densenet import BN as DENSENET_BN
-from kerasnets.densenet import (
+from kerasnets.layers.blocks import BNConfig, activation_layer, batch_norm
+from kerasnets.models.convention import check_common_args, check_positive_int, model_input
+from kerasnets.models.densenet import BN as DENSENET_BN
+from kerasnets.models.densenet import (
     CIFAR10_MEAN, CIFAR10_STD, CIFAR_NUM_BLOCKS, DenseNetCifar, _check_cifar_depth,
 )
-from kerasnets.profiler import layer_macs
-from kerasnets.registry import register_model
-from kerasnets.weights import finish_model
+from kerasnets.models.profiler import layer_macs
+from kerasnets.models.registry import register_model
+from kerasnets.models.weights import finish_model
 
 # ------------------------------------------------------------------------------------------------
 # MSDNet, CIFAR configuration (paper section 5 "Anytime prediction" / "Budgeted batch
@@ -738,7 +738,7 @@ def split_stages(model):
     A layer belongs to the stage of the first exit that needs it; a stage passes on the tensors
     that later stages read (for MSDNet, the maps of every scale still in use). Stage models are
     new functional models calling the full model's own layers, so they always hold its current
-    weights; they work the same on a QAT model from ``kerasnets.qat.quantize_model``.
+    weights; they work the same on a QAT model from ``kerasnets.quantization.qat.quantize_model``.
 
     Raises:
       ValueError: a model with fewer than two outputs, outputs not in exit order, or an exit
@@ -800,7 +800,7 @@ def _flat_outputs(layer):
 
 def stage_macs(model):
     """Returns the conv/dense MACs of each stage of a float multi-exit model (its layers and its
-    exit; ``kerasnets.profiler`` counting), one int per exit."""
+    exit; ``kerasnets.models.profiler`` counting), one int per exit."""
     names, inbound, _, output_keys = _graph(model)
     stage_of = _stage_of_layers(names, inbound, output_keys)
     macs = [0] * len(output_keys)

@@ -47,7 +47,7 @@ class Recipe:
       ema: decay of the exponential moving average of the weights (used as the final weights),
         ``None`` for none.
       epochs: the paper's number of epochs, ``None`` where it does not say.
-      augment: the ``kerasnets.pipeline`` augmentation.
+      augment: the ``kerasnets.data.loader`` augmentation.
     """
 
     name: str

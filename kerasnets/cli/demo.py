@@ -1,19 +1,21 @@
-"""The main job, ``python -m kerasnets demo``: the whole pipeline on the embedded dataset.
+"""``kerasnets demo``, the main job: the whole pipeline on the embedded dataset.
 
 Trains a small MobileNetV3 on the CIFAR-10 subset that ships with kerasnets, fine-tunes it with
 quantization-aware training, converts it to a full-integer (int8) TFLite model in the form
 LiteRT's XNNPACK delegate runs as one partition, evaluates the float Keras model, the QAT model,
 the int8 TFLite model (and an fp32 TFLite conversion for size), writes the ``.tflite`` and
-``report.json`` (``tflite/convert.py``'s pipeline) and prints a short table.
+``report.json`` (``kerasnets.workflow``) and prints a short table.
 """
 
-import importlib
+import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
-log = logging.getLogger("kerasnets.demo")
+from kerasnets import workflow
+from kerasnets.cli.common import call_reporting_errors, configure_logging
+
+log = logging.getLogger("kerasnets.cli.demo")
 
 # Chosen by measurement on a 2-core machine (see the README). The 32x32 CIFAR images are
 # upsampled to 64x64: MobileNetV3 divides its input by 32, and at 32x32 its last stage sees a
@@ -27,30 +29,16 @@ DEMO_LEARNING_RATE = 5e-3
 DEMO_QAT_LEARNING_RATE = 1e-4
 
 
-def _converter():
-    """Returns the ``tflite.convert`` module of this kerasnets source checkout."""
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "tflite" / "convert.py").is_file():
-        raise RuntimeError(
-            f"the demo runs the converter tflite/convert.py of a kerasnets source checkout; "
-            f"{root / 'tflite' / 'convert.py'} is not there"
-        )
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return importlib.import_module("tflite.convert")
-
-
 def run_demo(out="out/demo", epochs=DEMO_EPOCHS, qat_epochs=DEMO_QAT_EPOCHS,
              hard_swish="xnnpack", progress=True):
     """Returns the report (dict) of the demo pipeline, after writing its files into ``out``."""
-    convert = _converter()
-    opts = convert.Options(
+    opts = workflow.Options(
         model=DEMO_MODEL, out=Path(out), precision="int8", qat=True,
         input_size=DEMO_INPUT_SIZE, epochs=epochs, qat_epochs=qat_epochs,
         learning_rate=DEMO_LEARNING_RATE, qat_learning_rate=DEMO_QAT_LEARNING_RATE,
         hard_swish=hard_swish, compare_fp32=True, progress=progress,
     )
-    return convert.run(opts)
+    return workflow.run(opts)
 
 
 def _percent(value):
@@ -97,13 +85,27 @@ def format_table(report, seconds=None):
     return "\n".join(lines)
 
 
-def main(out="out/demo", hard_swish="xnnpack", progress=True):
-    """Returns the exit status of ``python -m kerasnets demo`` after printing the table."""
-    from kerasnets.cli import call_reporting_errors
+def build_parser(prog="kerasnets demo"):
+    """Returns the ``argparse`` parser of ``kerasnets demo``."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 on success, 2 on bad input, 1 on other errors.")
+    parser.add_argument("--out", default="out/demo",
+                        help="folder for the .tflite and report.json (default: %(default)s)")
+    parser.add_argument("--hard-swish", choices=("xnnpack", "fused"), default="xnnpack",
+                        help="int8 form of hard-swish (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
 
+
+def main(argv=None, prog="kerasnets demo"):
+    """Returns the exit status of ``kerasnets demo`` after printing the table."""
+    args = build_parser(prog).parse_args(argv)
+    configure_logging()
     start = time.perf_counter()
-    status, report = call_reporting_errors(log, run_demo, out, hard_swish=hard_swish,
-                                           progress=progress, errors=(OSError, RuntimeError))
+    status, report = call_reporting_errors(log, run_demo, args.out, hard_swish=args.hard_swish,
+                                           progress=not args.no_progress,
+                                           errors=(OSError, RuntimeError))
     if status == 0:
         print(format_table(report, time.perf_counter() - start))
     return status

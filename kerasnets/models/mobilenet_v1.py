@@ -5,12 +5,12 @@ Layer names and head are those of keras.applications.MobileNet, so its weight fi
 """
 
 from kerasnets._keras import layers
-from kerasnets.blocks import BNConfig, conv_bn_act, depthwise_separable
-from kerasnets.convention import (
+from kerasnets.layers.blocks import BNConfig, conv_bn_act, depthwise_separable
+from kerasnets.models.convention import (
     check_common_args, check_positive_int, check_positive_number, model_input, pool_features,
 )
-from kerasnets.registry import register_model
-from kerasnets.weights import finish_model
+from kerasnets.models.registry import register_model
+from kerasnets.models.weights import finish_model
 
 # Table 1 of the paper, one row per depthwise separable layer after the first full conv
 # (Conv / s2, 3x3x3x32). (stride of the depthwise conv, pointwise output channels).

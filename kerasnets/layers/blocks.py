@@ -8,11 +8,25 @@ import and per-layer profiles.
 
 import dataclasses
 
-from kerasnets._keras import layers
-from kerasnets.convention import correct_pad
-from kerasnets.layers import HardSigmoid, HardSwish, StochasticDepth
+from kerasnets._keras import backend, layers
+from kerasnets.layers.custom import HardSigmoid, HardSwish, StochasticDepth
 
 ACTIVATIONS = ("relu", "relu6", "hard_swish", "hard_sigmoid")
+
+
+def correct_pad(x, kernel_size):
+    """Returns the ``((top, bottom), (left, right))`` zero padding for a stride-2 'valid' conv.
+
+    Pads like TensorFlow's 'same' for even input sizes (one more pixel at the end) and keeps that
+    asymmetry when the size is unknown, as keras.applications does.
+    """
+    size = backend.int_shape(x)[1:3]
+    if isinstance(kernel_size, int):
+        kernel_size = (kernel_size, kernel_size)
+    adjust = (1, 1) if size[0] is None else (1 - size[0] % 2, 1 - size[1] % 2)
+    half = (kernel_size[0] // 2, kernel_size[1] // 2)
+    return ((half[0] - adjust[0], half[0]), (half[1] - adjust[1], half[1]))
+
 
 
 def make_divisible(value, divisor=8, min_value=None):

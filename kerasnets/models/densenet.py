@@ -16,12 +16,12 @@ import collections
 import numbers
 
 from kerasnets._keras import layers
-from kerasnets.blocks import BNConfig, activation_layer, batch_norm, dense_block, transition
-from kerasnets.convention import (
+from kerasnets.layers.blocks import BNConfig, activation_layer, batch_norm, dense_block, transition
+from kerasnets.models.convention import (
     check_common_args, check_positive_int, model_input, pool_features,
 )
-from kerasnets.registry import register_model
-from kerasnets.weights import finish_model
+from kerasnets.models.registry import register_model
+from kerasnets.models.weights import finish_model
 
 # Table 1 of the paper: dense layers in dense blocks 1-4 (56x56, 28x28, 14x14, 7x7 at 224x224).
 # Every ImageNet model is a DenseNet-BC with k = 32 and theta = 0.5; its stem is a 7x7 conv,

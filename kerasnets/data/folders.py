@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_ZIP = Path(__file__).resolve().parent / "data" / "cifar10_mini.zip"
+EMBEDDED_ZIP = Path(__file__).resolve().parent / "cifar10_mini.zip"
 EMBEDDED_SPLITS = ("train", "test")
 
 # The input range a model expects (``preprocess`` modes):
@@ -108,7 +108,7 @@ def preprocessing_mode(entry, model_kwargs=None):
     """Returns the ``preprocess`` mode of the inputs a registered model expects.
 
     Args:
-      entry: the model's ``kerasnets.registry.ModelEntry`` (``get_entry(name)``).
+      entry: the model's ``kerasnets.models.registry.ModelEntry`` (``get_entry(name)``).
       model_kwargs: the keyword arguments the model is built with. A model built with
         ``include_preprocessing=True`` (given, or its builder's default) normalizes inside and
         takes [0, 255] ("raw"); otherwise its family's mode applies (``FAMILY_MODES``).

@@ -23,11 +23,11 @@ convolution and 3x3 convolutions where Table 1 has 5x5.
 import collections
 
 from kerasnets._keras import layers
-from kerasnets import blocks
-from kerasnets.blocks import BNConfig, activation_layer
-from kerasnets.convention import check_common_args, model_input, pool_features
-from kerasnets.registry import register_model
-from kerasnets.weights import finish_model
+from kerasnets.layers import blocks
+from kerasnets.layers.blocks import BNConfig, activation_layer
+from kerasnets.models.convention import check_common_args, model_input, pool_features
+from kerasnets.models.registry import register_model
+from kerasnets.models.weights import finish_model
 
 Conv = collections.namedtuple("Conv", "name filters kernel stride")
 MaxPool = collections.namedtuple("MaxPool", "name")  # 3x3, stride 2, everywhere in Table 1

@@ -10,7 +10,7 @@ import difflib
 import fnmatch
 from typing import Callable, Optional
 
-from kerasnets.features import DEFAULT_STRIDES, feature_model
+from kerasnets.models.features import DEFAULT_STRIDES, feature_model
 
 _REGISTRY = {}
 
@@ -75,7 +75,7 @@ def create_model(name, features_only=False, out_strides=DEFAULT_STRIDES, **kwarg
     ``kwargs`` follow the keras.applications convention (``input_shape``, ``classes``,
     ``weights``, ``include_top``, ...). With ``features_only=True`` the model is the backbone
     whose outputs are its feature maps at the output strides ``out_strides``
-    (``kerasnets.features.feature_model``), for detection and segmentation heads.
+    (``kerasnets.models.features.feature_model``), for detection and segmentation heads.
     """
     entry = get_entry(name)
     if not isinstance(features_only, bool):

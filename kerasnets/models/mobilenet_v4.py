@@ -17,13 +17,13 @@ and ReLU), dropout and the fully connected classifier.
 import collections
 
 from kerasnets._keras import layers
-from kerasnets.blocks import BNConfig, activation_layer, batch_norm, conv_bn_act
-from kerasnets.convention import (
+from kerasnets.layers.blocks import BNConfig, activation_layer, batch_norm, conv_bn_act
+from kerasnets.models.convention import (
     check_common_args, check_rate, dense_classifier, model_input, pool_features,
 )
 from kerasnets.layers import StochasticDepth
-from kerasnets.registry import register_model
-from kerasnets.weights import finish_model
+from kerasnets.models.registry import register_model
+from kerasnets.models.weights import finish_model
 
 # One row per layer of the paper's architecture tables, in the paper's column order: block,
 # DW K1, DW K2, expanded dim, output dim, stride. K1/K2 are the kernel sizes of a UIB's start

@@ -2,7 +2,7 @@
 
 For a user without a phone: the same record fields, measured with
 ``ai_edge_litert.interpreter.Interpreter``. benchmark.py runs each (model, threads, delegate)
-as ``python -m android_bench.local ...`` in a fresh process, as benchmark_model is a fresh
+as ``python -m kerasnets.bench.local ...`` in a fresh process, as benchmark_model is a fresh
 process per run. The method follows benchmark_model (tensorflow/lite/tools/benchmark/
 benchmark_model.cc) step by step; where it differs, it says so:
 
@@ -44,7 +44,7 @@ import numpy as np
 from ai_edge_litert import __version__ as litert_version
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from android_bench.parse import empty_result
+from kerasnets.bench.parse import empty_result
 
 # The op resolver that gives each delegate name its meaning on this host.
 LOCAL_DELEGATES = {
@@ -172,7 +172,7 @@ def benchmark_local(
     max_secs=DEFAULT_MAX_SECS,
     seed=0,
 ):
-    """Returns the timing fields of android_bench.parse for one model on this host.
+    """Returns the timing fields of kerasnets.bench.parse for one model on this host.
 
     ``threads`` is the interpreter's thread count, ``delegate`` "cpu" or "xnnpack".
     Raises ValueError for a delegate this host cannot run.
@@ -210,7 +210,7 @@ def benchmark_local(
 def command_line(model_path, threads, delegate, runs, warmup, min_secs, warmup_min_secs):
     """Returns the argv that measures one model in a fresh process (see main)."""
     return [
-        sys.executable, "-m", "android_bench.local", str(model_path),
+        sys.executable, "-m", "kerasnets.bench.local", str(model_path),
         "--threads", str(threads), "--delegate", delegate, "--runs", str(runs),
         "--warmup", str(warmup), "--min-secs", f"{min_secs:g}",
         "--warmup-min-secs", f"{warmup_min_secs:g}",
@@ -220,7 +220,7 @@ def command_line(model_path, threads, delegate, runs, warmup, min_secs, warmup_m
 def main(argv=None):
     """Measures one model and prints its fields as one JSON line; returns 0 (2: usage error)."""
     parser = argparse.ArgumentParser(
-        prog="python -m android_bench.local",
+        prog="python -m kerasnets.bench.local",
         description="One --target local measurement in this process; prints one JSON line. "
                     "benchmark.py --target local runs this once per (model, threads, delegate), "
                     "each in a fresh process like benchmark_model.",

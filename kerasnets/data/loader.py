@@ -20,7 +20,7 @@ Sources:
 Training order is a pure function of ``(seed, epoch, position)``: each epoch's order is a
 stateless shuffle seeded by the epoch, and each example's augmentation draws stateless random
 numbers seeded by its place in the run. A run can therefore start at any ``(epoch, step)`` and
-produce exactly the batches an uninterrupted run would (what ``kerasnets.train`` relies on to
+produce exactly the batches an uninterrupted run would (what ``kerasnets.training.fit`` relies on to
 resume mid-epoch), and with ``input_context`` each worker of a ``tf.distribute`` job reads its own
 disjoint share of every global batch.
 """
@@ -34,8 +34,8 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from kerasnets import data as kdata
-from kerasnets.convention import check_positive_int
+from kerasnets.data import folders as kdata
+from kerasnets.models.convention import check_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class Input:
 
     def __post_init__(self):
         if not isinstance(self.source, DataSource):
-            raise ValueError("`source` must be a kerasnets.pipeline.DataSource (open_source(...));"
+            raise ValueError("`source` must be a kerasnets.data.loader.DataSource (open_source(...));"
                              f" received {type(self.source).__name__}")
         check_positive_int("image_size", self.image_size)
         check_positive_int("batch_size", self.batch_size)

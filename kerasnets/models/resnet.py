@@ -18,13 +18,13 @@ follow the reference weights of each:
 import collections
 
 from kerasnets._keras import layers
-from kerasnets.blocks import BNConfig, activation_layer, batch_norm
-from kerasnets.convention import (
+from kerasnets.layers.blocks import BNConfig, activation_layer, batch_norm
+from kerasnets.models.convention import (
     check_common_args, check_rate, dense_classifier, model_input, pool_features,
 )
 from kerasnets.layers import StochasticDepth
-from kerasnets.registry import register_model
-from kerasnets.weights import finish_model
+from kerasnets.models.registry import register_model
+from kerasnets.models.weights import finish_model
 
 # A stage of bottleneck blocks: the width of its 1x1-reduce and 3x3 convs, its output channels,
 # the number of blocks and the stride of its first block.

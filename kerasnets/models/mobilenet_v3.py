@@ -2,7 +2,7 @@
 arXiv:1905.02244).
 
 Hard-swish and hard-sigmoid are kerasnets layers (not raw TF ops), so the models quantize with
-``kerasnets.qat`` and serialize cleanly. Layer names are keras.applications.MobileNetV3's, so its
+``kerasnets.quantization.qat`` and serialize cleanly. Layer names are keras.applications.MobileNetV3's, so its
 weight files load. Like keras.applications (and unlike the paper's table) the head's first 1x1
 conv has a bias and no BatchNorm after pooling.
 """
@@ -10,14 +10,14 @@ conv has a bias and no BatchNorm after pooling.
 import collections
 
 from kerasnets._keras import layers
-from kerasnets.blocks import (
+from kerasnets.layers.blocks import (
     BNConfig, V3_NAMES, activation_layer, conv_bn_act, inverted_residual, make_divisible,
 )
-from kerasnets.convention import (
+from kerasnets.models.convention import (
     check_common_args, check_positive_number, check_rate, model_input, pool_features,
 )
-from kerasnets.registry import register_model
-from kerasnets.weights import finish_model
+from kerasnets.models.registry import register_model
+from kerasnets.models.weights import finish_model
 
 Bneck = collections.namedtuple("Bneck", "kernel exp out se nl stride")
 RE, HS = "relu", "hard_swish"

@@ -1,0 +1,365 @@
+"""Tables and plots from the JSONL records of android_bench/benchmark.py.
+
+    python android_bench/report.py results.jsonl [more.jsonl ...] [--out DIR] \\
+        [--accuracy-report tflite/out/report.json ...]
+
+Writes to DIR (default: report/ beside the first records file):
+    latency.md    markdown table, one row per device x model x precision x threads x delegate
+    latency.csv   the same rows
+    latency.png   median latency per model and device, one panel per (threads, delegate)
+    pareto.png    with --accuracy-report: accuracy against latency, one series per device and
+                  setting, with its Pareto front (the style of Figure 1 of the MobileNetV3
+                  paper, Howard et al. 2019)
+
+Each cell is the median over the repeated ok records of that row (several runs appended to the
+same file), so one noisy run does not move the table. Failed records are counted, and the last
+error of a row is shown.
+
+Precision is the record's (read from the .tflite by benchmark.py, see modelinfo.py). A
+converter report.json (keys model, precision, tflite_path, tflite_accuracy, ...) joins a row
+on the sha256 of its ``tflite_path`` when that file exists here, else on the file name.
+"""
+
+import argparse
+import csv
+import json
+import logging
+import statistics
+import sys
+from pathlib import Path
+
+from kerasnets.bench.modelinfo import file_sha256
+
+logger = logging.getLogger("kerasnets.bench.report")
+
+EXIT_OK = 0
+EXIT_NO_DATA = 1
+EXIT_USAGE = 2
+
+# (column title, row key, number format or None for text)
+COLUMNS = (
+    ("device", "device", None),
+    ("model", "model", None),
+    ("precision", "precision", None),
+    ("threads", "threads", None),
+    ("delegate", "delegate", None),
+    ("ok/records", "ok_of", None),
+    ("avg ms", "avg_ms", "{:.3f}"),
+    ("median ms", "median_ms", "{:.3f}"),
+    ("min ms", "min_ms", "{:.3f}"),
+    ("std ms", "std_ms", "{:.3f}"),
+    ("init ms", "init_ms", "{:.1f}"),
+    ("memory MB", "memory_overall_mb", "{:.1f}"),
+    ("last error", "error", None),
+)
+# Row key -> record field (microseconds are turned into milliseconds).
+_MEDIAN_FIELDS = {
+    "avg_ms": "avg_us",
+    "median_ms": "median_us",
+    "min_ms": "min_us",
+    "std_ms": "std_us",
+    "init_ms": "init_us",
+    "memory_overall_mb": "memory_overall_mb",
+}
+
+
+def load_records(paths):
+    """Returns the records of JSONL files, skipping (with a warning) lines that are not JSON."""
+    records = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    logger.warning("%s:%d: skipped, not JSON (%s)", path, number, error.msg)
+    return records
+
+
+def device_label(device):
+    """Returns a short readable name of a record's device: "Google Pixel 7 (SERIAL)"."""
+    device = device or {}
+    serial = device.get("serial") or "no device"
+    name = " ".join(part for part in (device.get("manufacturer"), device.get("model")) if part)
+    if serial == "local":
+        return f"local ({name})" if name else "local"
+    return f"{name} ({serial})" if name else serial
+
+
+def _median(values):
+    values = [value for value in values if value is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(records):
+    """Returns one row dict per (device, model, precision, threads, delegate).
+
+    Numbers are medians over the group's ok records; ``ok_of`` is "ok/total".
+    """
+    groups = {}
+    for record in records:
+        key = (
+            (record.get("device") or {}).get("serial"),
+            record.get("model_name"),
+            record.get("model_sha256"),
+            record.get("precision"),
+            record.get("threads"),
+            record.get("delegate"),
+        )
+        groups.setdefault(key, []).append(record)
+    rows = []
+    for group in groups.values():
+        first = group[0]
+        ok = [record for record in group if record.get("ok")]
+        failed = [record for record in group if not record.get("ok")]
+        row = {
+            "device": device_label(first.get("device")),
+            "serial": (first.get("device") or {}).get("serial"),
+            "model": first.get("model_name"),
+            "model_sha256": first.get("model_sha256"),
+            "precision": first.get("precision") or "unknown",
+            "threads": first.get("threads"),
+            "delegate": first.get("delegate"),
+            "ok_of": f"{len(ok)}/{len(group)}",
+            "ok": len(ok),
+            "error": failed[-1].get("error") if failed else "",
+        }
+        for name, field in _MEDIAN_FIELDS.items():
+            value = _median(record.get(field) for record in ok)
+            scale = 1000.0 if field.endswith("_us") else 1.0
+            row[name] = None if value is None else value / scale
+        rows.append(row)
+    rows.sort(key=lambda r: (r["device"], r["model"] or "", r["precision"], r["threads"] or 0,
+                             r["delegate"] or ""))
+    return rows
+
+
+def _cell(row, key, fmt):
+    value = row.get(key)
+    if value is None:
+        return ""
+    return fmt.format(value) if fmt else str(value)
+
+
+def markdown_table(rows):
+    """Returns the rows as a markdown table (``|`` in cells escaped)."""
+    lines = [
+        "| " + " | ".join(title for title, _, _ in COLUMNS) + " |",
+        "|" + "|".join("---" for _ in COLUMNS) + "|",
+    ]
+    for row in rows:
+        cells = [_cell(row, key, fmt).replace("|", "\\|").replace("\n", " ")
+                 for _, key, fmt in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows, path):
+    """Writes the rows to ``path`` as CSV with the table's columns."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([title for title, _, _ in COLUMNS])
+        for row in rows:
+            writer.writerow([_cell(row, key, fmt) for _, key, fmt in COLUMNS])
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_latency(rows, path):
+    """Draws median latency per model (bars per device), one panel per (threads, delegate)."""
+    plt = _pyplot()
+    rows = [row for row in rows if row["avg_ms"] is not None]
+    settings = sorted({(row["threads"], row["delegate"]) for row in rows})
+    models = sorted({(row["model"], row["precision"]) for row in rows})
+    devices = sorted({row["device"] for row in rows})
+    height = max(2.5, 0.45 * len(models) * max(1, len(devices)) + 1.2)
+    figure, axes = plt.subplots(
+        len(settings), 1, figsize=(9, height * len(settings)), squeeze=False
+    )
+    bar = 0.8 / max(1, len(devices))
+    for axis, (threads, delegate) in zip(axes[:, 0], settings):
+        for d, device in enumerate(devices):
+            positions, values = [], []
+            for m, (model, precision) in enumerate(models):
+                for row in rows:
+                    if (row["device"], row["model"], row["precision"], row["threads"],
+                            row["delegate"]) == (device, model, precision, threads, delegate):
+                        positions.append(m + d * bar)
+                        values.append(row["avg_ms"])
+            bars = axis.barh(positions, values, height=bar, label=device)
+            axis.bar_label(bars, fmt="%.2f", padding=2, fontsize=7)
+        axis.set_yticks([m + bar * (len(devices) - 1) / 2 for m in range(len(models))])
+        axis.set_yticklabels([f"{model} ({precision})" for model, precision in models], fontsize=8)
+        axis.invert_yaxis()
+        axis.set_xlabel("latency, ms (median of record averages)")
+        axis.set_title(f"threads {threads}, delegate {delegate}")
+        axis.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def load_accuracy_reports(paths):
+    """Returns the converter report entries (a file holds one dict or a list of dicts).
+
+    Each entry gains ``_sha256`` (of its tflite_path, when that file exists here) and
+    ``_name`` (the file name of tflite_path).
+    """
+    entries = []
+    for path in paths:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        for entry in data if isinstance(data, list) else [data]:
+            tflite_path = entry.get("tflite_path")
+            if not tflite_path:
+                raise ValueError(f"{path}: report entry has no 'tflite_path': {sorted(entry)}")
+            candidate = Path(tflite_path)
+            if not candidate.is_absolute():
+                candidate = Path(path).parent / candidate
+            entry = dict(entry)
+            entry["_sha256"] = file_sha256(candidate) if candidate.is_file() else None
+            entry["_name"] = Path(tflite_path).name
+            entries.append(entry)
+    return entries
+
+
+def join_accuracy(rows, reports):
+    """Returns [(row, report)] for ok rows with a matching report that has an accuracy.
+
+    A report matches a row by the sha256 of its tflite file, else by file name.
+    """
+    by_sha = {entry["_sha256"]: entry for entry in reports if entry["_sha256"]}
+    by_name = {entry["_name"]: entry for entry in reports}
+    joined = []
+    for row in rows:
+        if row["avg_ms"] is None:
+            continue
+        entry = by_sha.get(row["model_sha256"]) or by_name.get(row["model"])
+        if entry is None or entry.get("tflite_accuracy") is None:
+            continue
+        joined.append((row, entry))
+    return joined
+
+
+def pareto_front(points):
+    """Returns the indices of the (latency, accuracy) points no other point beats.
+
+    A point is beaten when another is at least as fast and at least as accurate, and strictly
+    better in one of the two. Indices come sorted by latency.
+    """
+    front = []
+    for i, (latency, accuracy) in enumerate(points):
+        beaten = any(
+            other_latency <= latency and other_accuracy >= accuracy
+            and (other_latency < latency or other_accuracy > accuracy)
+            for j, (other_latency, other_accuracy) in enumerate(points)
+            if j != i
+        )
+        if not beaten:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot_pareto(joined, path):
+    """Draws accuracy against latency, one series per (device, threads, delegate), with fronts."""
+    plt = _pyplot()
+    accuracies = [entry["tflite_accuracy"] for _, entry in joined]
+    percent = all(0.0 <= value <= 1.0 for value in accuracies)
+    series = {}
+    for row, entry in joined:
+        key = f"{row['device']}, threads {row['threads']}, {row['delegate']}"
+        accuracy = entry["tflite_accuracy"] * (100.0 if percent else 1.0)
+        label = f"{entry.get('model', row['model'])} {entry.get('precision', row['precision'])}"
+        label += " QAT" if entry.get("qat") else ""
+        series.setdefault(key, []).append((row["avg_ms"], accuracy, label))
+    figure, axis = plt.subplots(figsize=(8, 6))
+    for key, points in sorted(series.items()):
+        xy = [(x, y) for x, y, _ in points]
+        scatter = axis.scatter([x for x, _ in xy], [y for _, y in xy], label=key, zorder=3)
+        front = pareto_front(xy)
+        axis.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "--",
+                  color=scatter.get_facecolor()[0], zorder=2)
+        for x, y, label in points:
+            axis.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    axis.set_xlabel("latency, ms (median of record averages)")
+    axis.set_ylabel("top-1 accuracy of the .tflite" + (", %" if percent else ""))
+    axis.set_title("Accuracy vs latency (dashed: Pareto front)")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_report(record_paths, out_dir, accuracy_paths=()):
+    """Writes the table, CSV and plots to ``out_dir``; returns {name: path} of what it wrote.
+
+    Raises ValueError when the files hold no records.
+    """
+    records = load_records(record_paths)
+    if not records:
+        raise ValueError(f"no records in {', '.join(map(str, record_paths))}")
+    rows = summarize(records)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {"markdown": out_dir / "latency.md", "csv": out_dir / "latency.csv"}
+    ok = sum(1 for record in records if record.get("ok"))
+    header = (
+        f"# On-device latency\n\n{len(records)} records ({ok} ok) from "
+        f"{', '.join(Path(p).name for p in record_paths)}. Each cell is the median over the "
+        "row's ok records.\n\n"
+    )
+    written["markdown"].write_text(header + markdown_table(rows), encoding="utf-8")
+    write_csv(rows, written["csv"])
+    if any(row["avg_ms"] is not None for row in rows):
+        written["latency_plot"] = out_dir / "latency.png"
+        plot_latency(rows, written["latency_plot"])
+    if accuracy_paths:
+        joined = join_accuracy(rows, load_accuracy_reports(accuracy_paths))
+        if joined:
+            written["pareto_plot"] = out_dir / "pareto.png"
+            plot_pareto(joined, written["pareto_plot"])
+        else:
+            logger.warning("no accuracy report matches an ok row (by sha256 or file name)")
+    return written
+
+
+def main(argv=None, prog="kerasnets report"):
+    """Runs the command line; returns 0, 1 (no records) or 2 (usage error)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status: 0 written; 1 no records; 2 command-line error",
+    )
+    parser.add_argument("records", nargs="+", type=Path, metavar="results.jsonl")
+    parser.add_argument("--out", type=Path, help="output folder (default: report/ beside the "
+                                                 "first records file)")
+    parser.add_argument("--accuracy-report", action="append", default=[], type=Path,
+                        help="converter report.json (repeatable) for the Pareto chart")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    for path in [*args.records, *args.accuracy_report]:
+        if not path.is_file():
+            parser.error(f"{str(path)!r} does not exist")
+    out_dir = args.out or args.records[0].parent / "report"
+    try:
+        written = write_report(args.records, out_dir, args.accuracy_report)
+    except ValueError as error:
+        logger.error("%s", error)
+        return EXIT_NO_DATA
+    for name, path in written.items():
+        logger.info("%s: %s", name, path)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The ``kerasnets`` command (also ``python -m kerasnets``): one entry point, one sub-command
+per stage of the pipeline.
+
+    kerasnets demo                      the whole pipeline on the embedded CIFAR-10 subset
+    kerasnets train --model NAME ...    train a registered model (checkpoints, resume)
+    kerasnets convert --model NAME ...  train / QAT / convert to TFLite / evaluate
+    kerasnets bench MODEL.tflite ...    latency on Android devices over adb, or on this host
+    kerasnets report RECORDS.jsonl ...  tables and plots of benchmark records
+    kerasnets profile NAME              parameters and MACs per layer
+    kerasnets early-exit --stages ...   evaluate early-exit TFLite stages
+
+``kerasnets COMMAND --help`` describes each. Exit status: 0 on success, 2 on bad input (the
+message says what), 1 on other errors.
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+# command -> (module, one-line help). Modules are imported only for the command that runs:
+# TensorFlow's start-up is seconds, and `kerasnets --help` needs none of it.
+COMMANDS = {
+    "demo": ("kerasnets.cli.demo", "train, QAT, int8 conversion and evaluation on the embedded data"),
+    "train": ("kerasnets.training.fit", "train a registered model with a paper recipe"),
+    "convert": ("kerasnets.cli.convert", "train / QAT / convert to TFLite / evaluate"),
+    "bench": ("kerasnets.bench.benchmark", "latency of .tflite models over adb or on this host"),
+    "report": ("kerasnets.bench.report", "tables and plots of benchmark records"),
+    "profile": ("kerasnets.cli.profile", "parameters and MACs of a registered model, per layer"),
+    "early-exit": ("kerasnets.cli.early_exit", "evaluate early-exit TFLite stages"),
+}
+
+
+def build_parser():
+    """Returns the ``argparse`` parser of ``kerasnets`` (the command and its arguments)."""
+    parser = argparse.ArgumentParser(
+        prog="kerasnets", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(f"  {name:<11} {text}" for name, (_, text) in COMMANDS.items())
+        + "\n\nExit status: 0 on success, 2 on bad input, 1 on other errors.")
+    parser.add_argument("command", choices=COMMANDS, metavar="COMMAND",
+                        help="one of: " + ", ".join(COMMANDS))
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the command's arguments")
+    return parser
+
+
+def main(argv=None):
+    """Returns the exit status of ``kerasnets COMMAND ARGS...``."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    # TensorFlow's C++ start-up lines are noise for a command line; -v / TF_CPP_MIN_LOG_LEVEL
+    # set by the user win.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    module = importlib.import_module(COMMANDS[args.command][0])
+    return module.main(args.args, prog=f"kerasnets {args.command}")

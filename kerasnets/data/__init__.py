@@ -1,0 +1,16 @@
+"""Images in, tensors out: image folders (directories or zips), the embedded CIFAR-10 subset,
+per-family preprocessing (``folders``), and the streaming ``tf.data`` input pipelines with
+their augmentations (``loader``)."""
+
+from kerasnets.data.folders import (
+    CAFFE_BGR_MEAN, EMBEDDED_SPLITS, EMBEDDED_ZIP, FAMILY_MODES, PREPROCESSING_MODES, ImageSet,
+    ZipFolder, as_dataset, check_same_classes, class_names, decode_image, embedded_dataset,
+    load_image_folder, preprocess, preprocessing_mode, resize_images, split_holdout,
+)
+
+__all__ = [
+    "CAFFE_BGR_MEAN", "EMBEDDED_SPLITS", "EMBEDDED_ZIP", "FAMILY_MODES", "PREPROCESSING_MODES",
+    "ImageSet", "ZipFolder", "as_dataset", "check_same_classes", "class_names", "decode_image",
+    "embedded_dataset", "load_image_folder", "preprocess", "preprocessing_mode", "resize_images",
+    "split_holdout",
+]

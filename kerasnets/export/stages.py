@@ -1,0 +1,374 @@
+"""Early-exit models as TFLite stages, and the LiteRT runtime that runs stages until an exit is
+confident enough.
+
+``export_stages`` splits a multi-exit Keras model (``kerasnets.models.early_exit.split_stages``) and
+converts each stage with ``kerasnets.export.convert`` (fp32, or int8: post-training or from
+a QAT model) into one ``.tflite`` file per stage: stage k takes stage k-1's features and returns
+its own features and its exit's output. Beside the files, ``early_exit.json`` (the manifest) lists
+them with their sha256, MACs and tensor names, and the fingerprint of the model they came from;
+each file also carries that fingerprint and its stage number in its TFLite metadata
+(``kerasnets_early_exit``). ``StagedRuntime`` refuses a stage file that belongs to another model,
+another position or another export.
+
+The command line (``kerasnets early-exit``) evaluates exported stages on an image folder.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+import numpy as np
+from tqdm import tqdm
+
+log = logging.getLogger("kerasnets.early_exit_tflite")
+
+MANIFEST_NAME = "early_exit.json"
+MANIFEST_FORMAT = "kerasnets-early-exit"
+MANIFEST_VERSION = 1
+METADATA_NAME = "kerasnets_early_exit"
+STAGE_PRECISIONS = ("fp32", "int8")
+
+
+def model_fingerprint(model, precision):
+    """Returns the sha256 (hex) of a Keras model's architecture, weights and the export precision:
+    the identity a stage file is checked against."""
+    digest = hashlib.sha256()
+    digest.update(model.to_json().encode())
+    for weight in model.weights:
+        digest.update(weight.name.encode())
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    digest.update(precision.encode())
+    return digest.hexdigest()
+
+
+def add_metadata(tflite_model, name, data):
+    """Returns the ``.tflite`` bytes with a metadata entry ``name`` holding ``data`` (bytes)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(data, dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = (model.metadata or []) + [entry]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_metadata(tflite_model, name):
+    """Returns the bytes of metadata entry ``name`` of a ``.tflite`` model, or None.
+
+    Raises ``ValueError`` when the bytes are not a TFLite flatbuffer.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = bytes(tflite_model)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ValueError("not a TFLite model (no 'TFL3' flatbuffer identifier)")
+    model = schema.Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() is not None and entry.Name().decode() == name:
+            return model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    return None
+
+
+def _convert_stage(model, precision, representative_data):
+    """Returns ``(tflite bytes, signature input names in the model's input order)`` of one stage
+    model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from kerasnets.export.convert import convert
+
+    if len(model.inputs) > 1:
+        return (convert(model, precision, representative_data),
+                [f"input_{i}" for i in range(len(model.inputs))])
+    data = None if representative_data is None else representative_data[0]
+    tflite_model = convert(model, precision, data)
+    signature = Interpreter(model_content=tflite_model).get_signature_list()
+    (inputs,) = [s["inputs"] for s in signature.values()]
+    return tflite_model, list(inputs)
+
+
+def _as_list(outputs):
+    return outputs if isinstance(outputs, list) else [outputs]
+
+
+def export_stages(model, out_dir, precision="fp32", *, preprocessing, qat_model=None,
+                  representative_images=None, progress=False):
+    """Returns the path of the manifest after writing one ``.tflite`` file per stage of ``model``.
+
+    Args:
+      model: the float multi-exit Keras model (MACs and exit activations are read from it).
+      out_dir: folder for ``stage{k}.tflite`` and ``early_exit.json`` (created if needed).
+      precision: ``"fp32"`` or ``"int8"`` (full-integer, float inputs and outputs).
+      preprocessing: the ``kerasnets.data.preprocess`` mode of the model's inputs (recorded so
+        that the runtime's users feed what the model expects).
+      qat_model: for int8, the QAT model of ``model`` (``kerasnets.quantization.qat.quantize_model``, after
+        fine-tuning); without it int8 is post-training quantization of ``model``.
+      representative_images: for int8, preprocessed float32 images ``(n, rows, cols, 3)``:
+        stage k is calibrated on the features that stages 1..k-1 (Keras) compute from them.
+      progress: show a progress bar over the stages.
+
+    Raises:
+      ValueError: bad precision, int8 without representative images, a QAT model that does not
+        match ``model``, or a model that cannot be split (see ``split_stages``).
+    """
+    from kerasnets import data
+    from kerasnets.models.early_exit import exit_outputs_are_probabilities, split_stages, stage_macs
+    from kerasnets.export.convert import check_writable_dir, write_atomic
+
+    if precision not in STAGE_PRECISIONS:
+        raise ValueError(
+            f"`precision` must be one of {STAGE_PRECISIONS}; received precision={precision!r}")
+    if preprocessing not in data.PREPROCESSING_MODES:
+        raise ValueError(f"`preprocessing` must be one of {data.PREPROCESSING_MODES}; received "
+                         f"preprocessing={preprocessing!r}")
+    if qat_model is not None and precision != "int8":
+        raise ValueError(f"`qat_model` gives an int8 export; received precision={precision!r}")
+    if precision == "int8" and (representative_images is None or len(representative_images) == 0):
+        raise ValueError("`representative_images` must hold calibration images for int8 export")
+    source = qat_model if qat_model is not None else model
+    if len(source.outputs) != len(model.outputs):
+        raise ValueError(
+            f"`qat_model` has {len(source.outputs)} outputs but `model` has "
+            f"{len(model.outputs)} exits; pass the QAT model made from `model`"
+        )
+    out = check_writable_dir(out_dir)
+    macs = stage_macs(model)
+    stages = split_stages(source)
+    fingerprint = model_fingerprint(source, precision)
+    features = None if representative_images is None else [
+        np.asarray(representative_images, dtype="float32")]
+    entries = []
+    for stage in tqdm(stages, desc=f"exporting {precision} stages", disable=not progress,
+                      leave=False):
+        calibration = features if precision == "int8" else None
+        tflite_model, input_names = _convert_stage(stage.model, precision, calibration)
+        if precision == "int8" and stage.index < len(stages) - 1:
+            features = _as_list(stage.model.predict(
+                features if len(features) > 1 else features[0], batch_size=64, verbose=0))[:-1]
+        tflite_model = add_metadata(tflite_model, METADATA_NAME, json.dumps({
+            "fingerprint": fingerprint, "stage": stage.index, "stages": len(stages),
+            "model": model.name}).encode())
+        path = out / f"stage{stage.index + 1}.tflite"
+        write_atomic(path, tflite_model)
+        entries.append({
+            "file": path.name, "sha256": hashlib.sha256(tflite_model).hexdigest(),
+            "macs": macs[stage.index], "inputs": input_names,
+            "outputs": [f"output_{i}" for i in range(len(stage.model.outputs))],
+            "input_names": list(stage.input_names), "feature_names": list(stage.feature_names),
+            "size_bytes": len(tflite_model),
+        })
+    manifest = {
+        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "model": model.name,
+        "fingerprint": fingerprint, "precision": precision, "qat": qat_model is not None,
+        "classes": int(model.outputs[-1].shape[-1]),
+        "input_shape": list(model.input_shape[1:]), "preprocessing": preprocessing,
+        "probabilities": exit_outputs_are_probabilities(model), "stages": entries,
+    }
+    path = write_atomic(out / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+    log.info("wrote %d %s stages of %s to %s", len(stages), precision, model.name, out)
+    return path
+
+
+def load_manifest(path):
+    """Returns the manifest dict of exported stages (``path``: the JSON file or its folder)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read the early-exit manifest {str(path)!r}: {err}") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{str(path)!r} is not a kerasnets early-exit manifest ({MANIFEST_NAME} "
+                         "written by export_stages)")
+    if manifest.get("version") != MANIFEST_VERSION:
+        raise ValueError(f"{str(path)!r} has manifest version {manifest.get('version')!r}; this "
+                         f"kerasnets reads version {MANIFEST_VERSION}")
+    manifest["_dir"] = str(path.parent)
+    return manifest
+
+
+def check_stage_file(tflite_model, manifest, index, path="<bytes>"):
+    """Returns nothing; raises ``ValueError`` unless ``tflite_model`` is stage ``index`` (0-based)
+    of the export described by ``manifest``."""
+    try:
+        raw = read_metadata(tflite_model, METADATA_NAME)
+    except ValueError as err:
+        raise ValueError(f"stage file {str(path)!r} is {err}") from err
+    if raw is None:
+        raise ValueError(
+            f"stage file {str(path)!r} is not a kerasnets early-exit stage (it has no "
+            f"{METADATA_NAME!r} metadata); export stages with export_stages()"
+        )
+    meta = json.loads(raw.decode())
+    model, fingerprint = manifest["model"], manifest["fingerprint"]
+    if meta.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"stage file {str(path)!r} does not belong to model {model!r} (fingerprint "
+            f"{fingerprint[:12]}): it is stage {meta.get('stage', -1) + 1} of model "
+            f"{meta.get('model')!r} (fingerprint {str(meta.get('fingerprint'))[:12]})"
+        )
+    if meta.get("stage") != index:
+        raise ValueError(
+            f"stage file {str(path)!r} is stage {meta.get('stage') + 1} of {model!r}, given as "
+            f"stage {index + 1}"
+        )
+    digest = hashlib.sha256(bytes(tflite_model)).hexdigest()
+    expected = manifest["stages"][index]["sha256"]
+    if digest != expected:
+        raise ValueError(
+            f"stage file {str(path)!r} (sha256 {digest[:12]}) is not the file exported as stage "
+            f"{index + 1} of {model!r} (sha256 {expected[:12]}): it was modified; export again"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ExitRun:
+    """One image through ``StagedRuntime.run``: the class, the exit it left at (0-based), that
+    exit's confidence and probabilities, and the seconds spent in the stages it ran."""
+
+    prediction: int
+    exit_index: int
+    confidence: float
+    probabilities: np.ndarray
+    seconds: float
+
+
+class StagedRuntime:
+    """LiteRT interpreters for the stages of an export, run one after another until an exit is
+    confident enough.
+
+    Args:
+      manifest: the manifest path (or its folder) written by ``export_stages``.
+      stage_files: optional paths of the stage files, in order (default: the manifest's files
+        beside it); each must be the file exported as that stage.
+      num_threads: CPU threads of each interpreter.
+
+    Raises:
+      ValueError: an unreadable manifest, a wrong number of stage files, or a stage file that
+        does not belong to the model, is at the wrong position or was modified.
+    """
+
+    def __init__(self, manifest, stage_files=None, num_threads=1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        from kerasnets.models.convention import check_positive_int
+        from kerasnets.models.early_exit import check_thresholds
+
+        self._check_thresholds = check_thresholds
+        self.manifest = load_manifest(manifest)
+        entries = self.manifest["stages"]
+        if stage_files is None:
+            stage_files = [Path(self.manifest["_dir"]) / e["file"] for e in entries]
+        stage_files = list(stage_files)
+        if len(stage_files) != len(entries):
+            raise ValueError(
+                f"`stage_files` must list the {len(entries)} stages of "
+                f"{self.manifest['model']!r} in order; received {len(stage_files)} files"
+            )
+        check_positive_int("num_threads", num_threads)
+        self._stages = []
+        for index, (path, entry) in enumerate(zip(stage_files, entries)):
+            try:
+                tflite_model = Path(path).read_bytes()
+            except OSError as err:
+                raise ValueError(f"cannot read stage file {str(path)!r}: {err}") from err
+            check_stage_file(tflite_model, self.manifest, index, path)
+            interpreter = Interpreter(model_content=tflite_model, num_threads=num_threads)
+            interpreter.allocate_tensors()
+            runner = interpreter.get_signature_runner()
+            inputs, outputs = runner.get_input_details(), runner.get_output_details()
+            self._stages.append((interpreter,
+                                 [inputs[name]["index"] for name in entry["inputs"]],
+                                 [outputs[name]["index"] for name in entry["outputs"]]))
+        self.num_exits = len(self._stages)
+        self.macs = [int(e["macs"]) for e in entries]
+        self._probabilities = bool(self.manifest["probabilities"])
+        self.input_shape = tuple(self.manifest["input_shape"])
+
+    def _image(self, image):
+        x = np.asarray(image, dtype="float32")
+        if x.shape == self.input_shape:
+            x = x[None]
+        if x.shape != (1,) + self.input_shape:
+            raise ValueError(f"`image` must have shape {self.input_shape} (or with a batch of 1); "
+                             f"received shape {np.shape(image)}")
+        return x
+
+    def _run_stage(self, index, features):
+        """Returns ``(outputs, seconds)`` of stage ``index`` on its input ``features``."""
+        interpreter, inputs, outputs = self._stages[index]
+        start = time.perf_counter()
+        for tensor, value in zip(inputs, features):
+            interpreter.set_tensor(tensor, value)
+        interpreter.invoke()
+        result = [interpreter.get_tensor(tensor) for tensor in outputs]
+        return result, time.perf_counter() - start
+
+    def _probs(self, output):
+        from kerasnets.models.early_exit import softmax
+
+        y = output[0].astype("float64")
+        return y if self._probabilities else softmax(y)
+
+    def run(self, image, thresholds):
+        """Returns the ``ExitRun`` of one preprocessed image: stages run until the max softmax
+        of stage k's exit reaches ``thresholds[k]`` (one per early exit, or one for all; 1.0
+        never exits early), or the last exit answers."""
+        thresholds = self._check_thresholds(thresholds, self.num_exits) + (0.0,)
+        features = [self._image(image)]
+        seconds = 0.0
+        index = 0
+        while True:
+            outputs, elapsed = self._run_stage(index, features)
+            seconds += elapsed
+            probs = self._probs(outputs[-1])
+            confidence = float(probs.max())
+            # The 0 appended for the last exit: it always answers.
+            if thresholds[index] < 1.0 and confidence >= thresholds[index]:
+                return ExitRun(int(probs.argmax()), index, confidence, probs, seconds)
+            features = outputs[:-1]
+            index += 1
+
+    def run_all(self, image):
+        """Returns ``(probabilities per exit, seconds per stage)`` of one image through every
+        stage (anytime prediction: every exit's answer)."""
+        features = [self._image(image)]
+        probabilities, seconds = [], []
+        for index in range(self.num_exits):
+            outputs, elapsed = self._run_stage(index, features)
+            probabilities.append(self._probs(outputs[-1]))
+            seconds.append(elapsed)
+            features = outputs[:-1]
+        return probabilities, seconds
+
+    def profile(self, images, progress=False):
+        """Returns ``(probabilities, seconds)``: per exit an array ``(n, classes)`` of the
+        images' probabilities, and an array ``(n, stages)`` of each stage's measured time."""
+        probabilities, seconds = [], []
+        for image in tqdm(images, desc="staged TFLite", unit="img", disable=not progress,
+                          leave=False):
+            p, s = self.run_all(image)
+            probabilities.append(p)
+            seconds.append(s)
+        return [np.stack([p[k] for p in probabilities]) for k in range(self.num_exits)], \
+            np.asarray(seconds)
+
+    def evaluate(self, images, thresholds, progress=False):
+        """Returns ``(predictions, exit indices, seconds)`` arrays (n,) of the early-exit
+        policy run for real, image by image."""
+        runs = [self.run(image, thresholds) for image in tqdm(
+            images, desc="early exit", unit="img", disable=not progress, leave=False)]
+        return (np.array([r.prediction for r in runs]), np.array([r.exit_index for r in runs]),
+                np.array([r.seconds for r in runs]))

@@ -1,2 +1,0 @@
-"""TFLite conversion of kerasnets models (``tflite/convert.py``), importable from the repository
-root as ``tflite.convert``."""
