@@ -1,4 +1,4 @@
-"""Training throughput of ``python -m kerasnets.training.fit``: one process against two workers of a
+"""Training throughput of ``kerasnets train``: one process against two workers of a
 ``MultiWorkerMirroredStrategy`` job on this machine's loopback, at the same global batch.
 
 Each setup is a real training run (subprocesses, ``TF_CONFIG`` with 127.0.0.1 ports for the
@@ -59,7 +59,7 @@ def run_setup(workers, args, data, work_dir, timeout_s):
     """Returns ``{"images_per_second", "wall_s", "steps"}`` of one training run with
     ``workers`` processes (1: the default strategy; more: MultiWorkerMirroredStrategy)."""
     checkpoint_dir = Path(tempfile.mkdtemp(dir=work_dir, prefix=f"w{workers}-"))
-    command = [sys.executable, "-m", "kerasnets.training.fit", "--model", args.model,
+    command = [sys.executable, "-m", "kerasnets", "train", "--model", args.model,
                "--input-size", str(args.input_size), "--data", str(data),
                "--batch-size", str(args.batch_size), "--epochs", "1",
                "--steps-per-epoch", str(args.steps), "--seed", "0",
@@ -136,7 +136,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="mobilenet_v3_small", help="registered model")
     parser.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
-                        help="builder argument, repeatable (as python -m kerasnets.training.fit)")
+                        help="builder argument, repeatable (as kerasnets train)")
     parser.add_argument("--input-size", type=int, default=32, help="image side (default: 32)")
     parser.add_argument("--batch-size", type=int, default=64, help="global batch (default: 64)")
     parser.add_argument("--steps", type=int, default=20, help="training steps (default: 20)")

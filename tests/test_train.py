@@ -1,5 +1,5 @@
-"""Tests of kerasnets.training.fit and kerasnets.training.recipes: the papers' recipes, strategies, the
-checkpoint-directory rules, the command line, QAT and mixed precision, a killed-and-resumed run
+"""Tests of kerasnets.training.fit, kerasnets.training.recipes and kerasnets.cli.train (``kerasnets
+train``): the papers' recipes, strategies, the checkpoint-directory rules, the command line, QAT and mixed precision, a killed-and-resumed run
 against an uninterrupted one, and a real two-worker MultiWorkerMirroredStrategy job."""
 
 import hashlib
@@ -19,9 +19,11 @@ import tensorflow as tf
 
 from kerasnets import create_model
 from kerasnets.data import loader
+from kerasnets.cli import train as train_cli
 from kerasnets.training import fit as train
 from kerasnets.training import recipes
 from kerasnets._keras import keras, layers
+from kerasnets.cli.common import EXIT_BAD_INPUT
 
 from test_pipeline import write_image_folder
 
@@ -189,14 +191,14 @@ def test_strategy_names(monkeypatch):
 
 def test_help_documents_exit_codes(capsys):
     with pytest.raises(SystemExit) as done:
-        train.main(["--help"])
+        train_cli.main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "--resume" in out and "Exit status" in out
 
 
 def cli(folder, checkpoint_dir, *extra):
-    return train.main(SMALL + ["--data", str(folder), "--checkpoint-dir", str(checkpoint_dir),
+    return train_cli.main(SMALL + ["--data", str(folder), "--checkpoint-dir", str(checkpoint_dir),
                                "--batch-size", "8", "--epochs", "1", *extra])
 
 
@@ -209,11 +211,11 @@ def test_bad_input_exits_2_with_a_message(folder, tmp_path, caplog):
     ]
     for extra, message in cases:
         caplog.clear()
-        assert cli(folder, tmp_path / "run", *extra) == train.EXIT_BAD_INPUT, extra
+        assert cli(folder, tmp_path / "run", *extra) == EXIT_BAD_INPUT, extra
         assert message in caplog.text, extra
         assert not (tmp_path / "run").exists()  # nothing written for bad input
     caplog.clear()
-    assert train.main(SMALL + ["--data", str(tmp_path / "no-such-*.tfrecord"),
+    assert train_cli.main(SMALL + ["--data", str(tmp_path / "no-such-*.tfrecord"),
                                "--checkpoint-dir", str(tmp_path / "run")]) == 2
     assert "matches no file" in caplog.text
     with pytest.raises(SystemExit) as done:
@@ -239,7 +241,7 @@ def test_checkpoint_dirs_of_other_runs_are_never_touched(folder, tmp_path, caplo
         (occupied, ["--resume"], "holds no run.json"),
     ]:
         caplog.clear()
-        assert cli(folder, directory, *extra) == train.EXIT_BAD_INPUT
+        assert cli(folder, directory, *extra) == EXIT_BAD_INPUT
         assert message in caplog.text
     assert before == {d: tree_digest(d) for d in (other_model, occupied)}
 
@@ -308,12 +310,12 @@ def test_mixed_precision_computes_in_low_precision_with_float32_loss(folder):
 # -- processes: kill and resume, two workers -----------------------------------------------
 
 def subprocess_env(**extra):
-    """Returns the environment of a ``python -m kerasnets.training.fit`` child process."""
+    """Returns the environment of a ``kerasnets train`` child process."""
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
 
 
 def launch(args, **env):
-    """Starts ``python -m kerasnets.training.fit args`` in the repository; returns the process."""
+    """Starts ``python -m kerasnets train args`` in the repository; returns the process."""
     return subprocess.Popen([sys.executable, "-m", "kerasnets", "train", *args], cwd=REPO,
                             env=subprocess_env(**env), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -410,3 +412,17 @@ def test_two_workers_on_loopback_end_with_identical_weights(folder, tmp_path):
         result = json.loads((tmp_path / "run" / name).read_text())
         assert result["steps"] == 2 * (40 // 12)
         assert len(result["history"]["val_accuracy"]) == 2  # evaluated on both workers' shares
+
+
+def test_the_library_does_not_import_the_command_line():
+    # Pipeline direction: kerasnets.cli sits on top of training/ and data/, never below them.
+    import ast
+
+    paths = [p for package in ("training", "data") for p in (REPO / "kerasnets" / package).glob("*.py")]
+    assert len(paths) >= 5
+    for path in sorted(paths):
+        tree = ast.parse(path.read_text())
+        names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names]
+        names += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        assert not [n for n in names if n.startswith("kerasnets.cli")], path

@@ -3,27 +3,33 @@ per stage of the pipeline.
 
     kerasnets demo                      the whole pipeline on the embedded CIFAR-10 subset
     kerasnets train --model NAME ...    train a registered model (checkpoints, resume)
-    kerasnets convert --model NAME ...  train / QAT / convert to TFLite / evaluate
+    kerasnets convert --model NAME ...  convert to TFLite (optionally train / QAT) and evaluate
+    kerasnets predict MODEL.tflite IMG  top-k classes of images, from the model's report
     kerasnets bench MODEL.tflite ...    latency on Android devices over adb, or on this host
     kerasnets report RECORDS.jsonl ...  tables and plots of benchmark records
     kerasnets profile NAME              parameters and MACs per layer
     kerasnets early-exit --stages ...   evaluate early-exit TFLite stages
 
-``kerasnets COMMAND --help`` describes each. Exit status: 0 on success, 2 on bad input (the
-message says what), 1 on other errors.
+``kerasnets COMMAND --help`` describes each. ``-v`` (before or after COMMAND) shows debug logs
+and TensorFlow's own log lines, hidden otherwise. Results (JSON, tables) go to stdout, logs and
+progress to stderr. Exit status: 0 on success, 2 on bad input (the message says what), 1 on
+other errors.
 """
 
 import argparse
+import contextlib
 import importlib
-import os
 import sys
+
+from kerasnets.cli.common import VERBOSE_FLAGS, native_stderr_hidden, wants_verbose
 
 # command -> (module, one-line help). Modules are imported only for the command that runs:
 # TensorFlow's start-up is seconds, and `kerasnets --help` needs none of it.
 COMMANDS = {
     "demo": ("kerasnets.cli.demo", "train, QAT, int8 conversion and evaluation on the embedded data"),
-    "train": ("kerasnets.training.fit", "train a registered model with a paper recipe"),
-    "convert": ("kerasnets.cli.convert", "train / QAT / convert to TFLite / evaluate"),
+    "train": ("kerasnets.cli.train", "train a registered model with a paper recipe"),
+    "convert": ("kerasnets.cli.convert", "convert to TFLite (optionally train / QAT), evaluate"),
+    "predict": ("kerasnets.cli.predict", "top-k classes of images by a converted .tflite model"),
     "bench": ("kerasnets.bench.benchmark", "latency of .tflite models over adb or on this host"),
     "report": ("kerasnets.bench.report", "tables and plots of benchmark records"),
     "profile": ("kerasnets.cli.profile", "parameters and MACs of a registered model, per layer"),
@@ -38,6 +44,8 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(f"  {name:<11} {text}" for name, (_, text) in COMMANDS.items())
         + "\n\nExit status: 0 on success, 2 on bad input, 1 on other errors.")
+    parser.add_argument(*VERBOSE_FLAGS, action="store_true",
+                        help="debug logs and TensorFlow's own log lines (hidden otherwise)")
     parser.add_argument("command", choices=COMMANDS, metavar="COMMAND",
                         help="one of: " + ", ".join(COMMANDS))
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the command's arguments")
@@ -45,10 +53,12 @@ def build_parser():
 
 
 def main(argv=None):
-    """Returns the exit status of ``kerasnets COMMAND ARGS...``."""
+    """Returns the exit status of ``kerasnets [-v] COMMAND ARGS...``."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    # TensorFlow's C++ start-up lines are noise for a command line; -v / TF_CPP_MIN_LOG_LEVEL
-    # set by the user win.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    module = importlib.import_module(COMMANDS[args.command][0])
-    return module.main(args.args, prog=f"kerasnets {args.command}")
+    command_argv = ["--verbose"] + args.args if args.verbose else args.args
+    # Decided before the command's module imports TensorFlow, whose C++ start-up lines are
+    # written at import, before any TensorFlow setting is read.
+    hidden = contextlib.nullcontext() if wants_verbose(command_argv) else native_stderr_hidden()
+    with hidden:
+        module = importlib.import_module(COMMANDS[args.command][0])
+        return module.main(command_argv, prog=f"kerasnets {args.command}")

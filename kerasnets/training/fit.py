@@ -1,35 +1,29 @@
-"""Training at scale: one entry point over ``tf.distribute``, with checkpoints, resume and recipes.
+"""Training at scale: one ``fit`` over ``tf.distribute``, with checkpoints, resume and recipes.
 
-    python -m kerasnets.training.fit --model mobilenet_v3_small --input-size 32 --epochs 3 \\
-        --checkpoint-dir runs/v3s                        # the embedded CIFAR-10 subset
-    python -m kerasnets.training.fit --model densenet_40_k12 --data ../shared/data/cifar10/train \\
-        --eval-data ../shared/data/cifar10/test --checkpoint-dir runs/d40 --save-freq 500
-    python -m kerasnets.training.fit ... --checkpoint-dir runs/d40 --resume   # after an interruption
-    TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
-                "task": {"type": "worker", "index": 0}}' \\
-        python -m kerasnets.training.fit ... --strategy multiworker              # on every machine
+``fit(model, train, eval_data, recipe=..., epochs=..., checkpoint_dir=...)`` trains a registry
+model (or any functional Keras model) on a ``kerasnets.data.loader.Input``; ``kerasnets train``
+(``kerasnets.cli.train``) is its command line.
 
 Training runs through Keras ``Model.fit`` under a ``tf.distribute`` strategy (one device,
 ``MirroredStrategy`` over local GPUs, ``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``, or a
-TPU); the model is built inside ``strategy.scope()``. ``--qat`` trains the
+TPU); the model is built inside ``strategy.scope()``. ``qat=True`` trains the
 ``kerasnets.quantization.qat.quantize_model`` form of the model.
 
 The checkpoint directory holds ``run.json`` (model, settings and their hash, run id),
 ``backup/`` (``keras.callbacks.BackupAndRestore``: weights, optimizer, EMA, epoch and step,
-written every ``--save-freq``), ``metrics.csv`` (and ``tensorboard/`` with ``--tensorboard``),
+written every ``save_freq``), ``metrics.csv`` (and ``tensorboard/`` with ``tensorboard``),
 and at the end ``final_weights.h5`` (Keras 2 HDF5, loadable with
-``create_model(..., weights=path)``) and ``result.json``. With ``--resume`` a run killed at any
+``create_model(..., weights=path)``) and ``result.json``. With ``resume`` a run killed at any
 point continues from its last checkpoint: the input pipeline (``kerasnets.data.loader``) restarts
 at the exact epoch and step, so the result matches an uninterrupted run (models with dropout
 draw other dropout masks after a restart: Keras does not checkpoint its random-number state).
-A directory is never reused by another run: without ``--resume`` it must be empty, and
-``--resume`` refuses a directory of another model or other settings. For
-``MultiWorkerMirroredStrategy`` it must be storage that every worker sees (as
+A directory is never reused by another run: without ``resume`` it must be empty, and
+``resume`` refuses a directory of another model or other settings. For
+``MultiWorkerMirroredStrategy`` the directory must be storage that every worker sees (as
 ``BackupAndRestore`` requires); only the chief writes checkpoints and logs, and each other
 worker writes its final weights as ``final_weights.worker-<index>.h5``.
 """
 
-import argparse
 import contextlib
 import dataclasses
 import hashlib
@@ -46,11 +40,9 @@ from typing import Optional
 
 import tensorflow as tf
 
-from kerasnets import data
 from kerasnets.data import loader
 from kerasnets.training import recipes
 from kerasnets._keras import keras, layers
-from kerasnets.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK
 from kerasnets.models.registry import create_model, get_entry
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
@@ -575,160 +567,3 @@ def fit(model, train, eval_data=None, *, recipe=None, epochs=None, strategy=None
                         for k, vals in result.history.items()},
             "weights": result.weights_path.name})
     return result
-
-
-# -- command line --------------------------------------------------------------------------
-
-def _key_values(pairs, flag):
-    """Returns ``{key: value}`` of ``KEY=VALUE`` strings, values parsed as JSON when they are."""
-    parsed = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{flag} takes KEY=VALUE; received {pair!r}")
-        try:
-            parsed[key] = json.loads(value)
-        except json.JSONDecodeError:
-            parsed[key] = value
-    return parsed
-
-
-def _save_freq(text):
-    if text == "epoch":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be 'epoch' or a positive number of steps; "
-                                         f"received {text!r}")
-    return value
-
-
-def build_parser(prog="kerasnets train"):
-    """Returns the ``argparse`` parser of ``kerasnets train``."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Data: an image folder (<root>/<class>/<image>), TFRecord files (path or glob; "
-               "features image/encoded and image/class/label) or tfds:NAME[:SPLIT] with "
-               "--data-dir. Without --data, the embedded CIFAR-10 subset (train, test).\n"
-               "Exit status: 0 on success (or when --resume finds the run finished), 2 on bad "
-               "input (the message says what), 1 on other errors.")
-    add = parser.add_argument
-    add("--model", required=True, help="registered model name (kerasnets.list_models())")
-    add("--model-arg", action="append", metavar="KEY=VALUE",
-        help="builder argument, repeatable (JSON values), e.g. alpha=0.35 dropout_rate=0")
-    add("--weights", help="initial weights (.h5) for the model (e.g. for --qat)")
-    add("--input-size", type=int, help="image side (default: the model's default size)")
-    add("--data", help="training data (default: the embedded CIFAR-10 subset)")
-    add("--eval-data", help="evaluation data (default: the embedded test split without --data)")
-    add("--data-dir", help="folder of prepared TensorFlow Datasets (tfds: data)")
-    add("--classes", type=int,
-        help="number of classes of TFRecord data (default: largest label + 1)")
-    add("--label-offset", type=int, default=0,
-        help="subtracted from TFRecord labels (1 for 1-based ImageNet TFRecords)")
-    add("--epochs", type=int, help="total epochs (default: the recipe's)")
-    add("--steps-per-epoch", type=int, help="steps per epoch (default: examples // batch size)")
-    add("--batch-size", type=int, default=64, help="global batch size (default: %(default)s)")
-    add("--lr", type=float, help="peak learning rate (default: the recipe's, scaled to the batch)")
-    add("--recipe", help="training recipe (default: the model family's); "
-                         "see kerasnets.training.recipes.list_recipes()")
-    add("--set", action="append", metavar="FIELD=VALUE", dest="overrides",
-        help="override a recipe field, repeatable, e.g. label_smoothing=0.1 ema=null")
-    add("--augment", choices=("imagenet", "cifar", "none"),
-        help="augmentation (default: the recipe's)")
-    add("--cache", action="store_true", help="decode the training data once into memory")
-    add("--strategy", default="auto", choices=STRATEGIES, help="tf.distribute strategy "
-        "(default: %(default)s)")
-    add("--tpu", help="TPU name or address for --strategy tpu (default: $TPU_NAME or local)")
-    add("--mixed-precision", action="store_true",
-        help="mixed float16 (GPU) / bfloat16 (TPU, CPU) computation")
-    add("--qat", action="store_true", help="quantization-aware training (kerasnets.quantization.qat)")
-    add("--checkpoint-dir", required=True, help="where checkpoints, logs and final weights go")
-    add("--resume", action="store_true", help="continue the run in --checkpoint-dir")
-    add("--save-freq", type=_save_freq, default="epoch",
-        help="checkpoint every N steps, or 'epoch' (default: %(default)s)")
-    add("--seed", type=int, default=0, help="seed of initialization, data order and "
-        "augmentation (default: %(default)s)")
-    add("--deterministic", action="store_true",
-        help="deterministic TensorFlow ops (tf.config.experimental.enable_op_determinism)")
-    add("--tensorboard", action="store_true", help="also write TensorBoard logs")
-    add("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    return parser
-
-
-def run(args):
-    """Returns the ``FitResult`` of the command line ``args`` (see ``build_parser``)."""
-    # Everything that needs no TensorFlow op is checked before the strategy is built, which a
-    # multi-worker strategy needs to be first.
-    entry = get_entry(args.model)
-    recipe = recipes.get_recipe(args.recipe or recipes.default_recipe(entry.family))
-    overrides = _key_values(args.overrides, "--set")
-    if overrides:
-        recipe = recipe.override(**overrides)
-    model_kwargs = _key_values(args.model_arg, "--model-arg")
-    if args.weights:
-        model_kwargs["weights"] = args.weights
-    if args.eval_data and not args.data:
-        raise ValueError("--eval-data needs --data (the embedded data set has its own test split)")
-    image_size = args.input_size or entry.default_size
-    if image_size < entry.min_size:
-        raise ValueError(f"--input-size must be at least {entry.min_size} for {args.model}; "
-                         f"received {image_size}")
-    mode = data.preprocessing_mode(entry, model_kwargs)
-    augment = {None: recipe.augment, "none": None}.get(args.augment, args.augment)
-
-    strategy = build_strategy(args.strategy, args.tpu)
-    if args.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    open_kwargs = dict(data_dir=args.data_dir, classes=args.classes, label_offset=args.label_offset)
-    train_source = loader.open_source(args.data or data.embedded_dataset("train"), **open_kwargs)
-    eval_spec = args.eval_data or (None if args.data else data.embedded_dataset("test"))
-    eval_source = None
-    if eval_spec is not None:
-        open_kwargs["classes"] = train_source.num_classes
-        eval_source = loader.open_source(eval_spec, **open_kwargs)
-        if train_source.class_names and eval_source.class_names:
-            data.check_same_classes(train_source.class_names, eval_source.class_names)
-        elif eval_source.num_classes != train_source.num_classes:
-            raise ValueError(f"--eval-data has {eval_source.num_classes} classes, --data "
-                             f"{train_source.num_classes}")
-    train = loader.Input(train_source, image_size, mode, args.batch_size, augment=augment,
-                           seed=args.seed, cache=args.cache, steps_per_epoch=args.steps_per_epoch)
-    log.info("training data %s: %d examples, %d classes; %s inputs, %s augmentation",
-             train_source.description, train_source.num_examples, train_source.num_classes,
-             mode, augment)
-    return fit(args.model, train, eval_source, recipe=recipe, epochs=args.epochs,
-               strategy=strategy, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-               qat=args.qat, learning_rate=args.lr, model_kwargs=model_kwargs,
-               mixed_precision=args.mixed_precision, save_freq=args.save_freq, seed=args.seed,
-               tensorboard=args.tensorboard,
-               settings={"eval_data": eval_source.description if eval_source else None})
-
-
-def main(argv=None, prog="kerasnets train"):
-    """Runs the command line; returns the exit status (0 ok, 2 bad input, 1 other errors)."""
-    args = build_parser(prog).parse_args(argv)
-    logging.basicConfig(level=args.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        result = run(args)
-    except AlreadyComplete as done:
-        log.info("%s", done)
-        return EXIT_OK
-    except ValueError as err:
-        log.error("%s", err)
-        return EXIT_BAD_INPUT
-    except Exception:  # The traceback is the message for anything unexpected.
-        log.exception("training failed")
-        return EXIT_ERROR
-    log.info("done: %d steps, %s images/s%s", result.steps,
-             f"{result.images_per_second:.1f}" if result.images_per_second else "n/a",
-             f", final weights {result.weights_path}" if result.weights_path else "")
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())
