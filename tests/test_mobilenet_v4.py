@@ -4,14 +4,19 @@ results) and timm's published counts."""
 import numpy as np
 import pytest
 
+import tf_keras
+
 import kerasnets
 from kerasnets._keras import layers
 from kerasnets.layers import StochasticDepth
 
 # The paper's architecture tables, typed again here: (block, DW K1, DW K2, expanded, output).
 # Strides do not change parameter counts.
+# Conv-S's two FusedIB rows of Table 10 are typed as TF Model Garden's MNV4ConvSmall_BLOCK_SPECS
+# (and timm) build them: a 3x3 stride-2 convbn to the expanded width, then a 1x1 convbn.
 CONV_S = [
-    ("conv", 3, None, None, 32), ("fused", 3, None, 32, 32), ("fused", 3, None, 96, 64),
+    ("conv", 3, None, None, 32), ("conv", 3, None, None, 32), ("conv", 1, None, None, 32),
+    ("conv", 3, None, None, 96), ("conv", 1, None, None, 64),
     ("uib", 5, 5, 192, 96), *[("uib", None, 3, 192, 96)] * 4, ("uib", 3, None, 384, 96),
     ("uib", 3, 3, 576, 128), ("uib", 5, 5, 512, 128), ("uib", None, 5, 512, 128),
     ("uib", None, 5, 384, 128), ("uib", None, 3, 512, 128), ("uib", None, 3, 512, 128),
@@ -84,7 +89,7 @@ def test_conv_medium_params_and_macs():
 
 @pytest.mark.parametrize("builder,kinds", [
     # Counted from the paper's tables: (fused IB, ExtraDW, IB, ConvNext, FFN, shortcuts).
-    (kerasnets.MobileNetV4ConvSmall, (2, 3, 8, 1, 0, 10)),
+    (kerasnets.MobileNetV4ConvSmall, (0, 3, 8, 1, 0, 10)),
     (kerasnets.MobileNetV4ConvMedium, (1, 13, 0, 4, 4, 18)),
 ])
 def test_block_kinds_and_shortcuts_follow_the_table(builder, kinds):
@@ -104,6 +109,28 @@ def test_block_kinds_and_shortcuts_follow_the_table(builder, kinds):
         if lyr.name.endswith("_start_dw"):
             assert lyr.strides == (1, 1)
     assert model.output_shape == (None, 2, 2, 960)
+
+
+# TF Model Garden's MNV4ConvSmall_BLOCK_SPECS after the stem: ('convbn', 'relu', kernel, stride,
+# filters) rows, typed from the reference (timm: cn_r1_k3_s2_e1_c32, cn_r1_k1_s1_e1_c32,
+# cn_r1_k3_s2_e1_c96, cn_r1_k1_s1_e1_c64).
+CONV_S_AFTER_STEM = [(3, 2, 32), (1, 1, 32), (3, 2, 96), (1, 1, 64)]
+
+
+def test_conv_small_after_the_stem_is_four_convbn_relu_layers(real_images):
+    """Issue 13 item 7: the reference builds these as conv-BN-ReLU, ReLU after the 1x1 too."""
+    model = kerasnets.MobileNetV4ConvSmall(input_shape=(32, 32, 3), include_top=False)
+    convs = [lyr for lyr in model.layers if isinstance(lyr, layers.Conv2D)
+             and not isinstance(lyr, layers.DepthwiseConv2D)][1:5]
+    assert [(c.kernel_size[0], c.strides[0], c.filters) for c in convs] == CONV_S_AFTER_STEM
+    for conv in convs:
+        (bn,) = [node.outbound_layer for node in conv.outbound_nodes]
+        (act,) = [node.outbound_layer for node in bn.outbound_nodes]
+        assert isinstance(bn, layers.BatchNormalization)
+        assert isinstance(act, layers.ReLU) and act.get_config()["max_value"] is None
+    # ReLU after the 1x1 conv: the stride-8 map is non-negative (a linear projection is not).
+    probe = tf_keras.Model(model.input, act.output)
+    assert probe(real_images / 255.0, training=False).numpy().min() >= 0.0
 
 
 def test_drop_path_is_off_by_default_and_identity_at_inference(real_images):
