@@ -20,6 +20,7 @@ import tensorflow as tf
 from kerasnets import create_model
 from kerasnets.data import loader
 from kerasnets.cli import train as train_cli
+from kerasnets.training import checkpoints, distribute
 from kerasnets.training import fit as train
 from kerasnets.training import recipes
 from kerasnets._keras import keras, layers
@@ -172,19 +173,19 @@ def test_unknown_recipe_and_bad_override():
 def test_strategy_names(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     monkeypatch.delenv("TPU_NAME", raising=False)
-    assert train.build_strategy("default") is tf.distribute.get_strategy()
+    assert distribute.build_strategy("default") is tf.distribute.get_strategy()
     if not tf.config.list_physical_devices("GPU"):
-        assert train.build_strategy("auto") is tf.distribute.get_strategy()
+        assert distribute.build_strategy("auto") is tf.distribute.get_strategy()
     with pytest.raises(ValueError, match="`strategy` must be one of"):
-        train.build_strategy("horovod")
+        distribute.build_strategy("horovod")
     with pytest.raises(ValueError, match="TF_CONFIG"):
-        train.build_strategy("multiworker")
+        distribute.build_strategy("multiworker")
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
-        train.build_strategy("multiworker")
+        distribute.build_strategy("multiworker")
     if not Path("/dev/accel0").exists():
         with pytest.raises(ValueError, match="no TPU"):
-            train.build_strategy("tpu")
+            distribute.build_strategy("tpu")
 
 
 # -- command line: bad input ---------------------------------------------------------------
@@ -226,7 +227,7 @@ def test_bad_input_exits_2_with_a_message(folder, tmp_path, caplog):
 def test_checkpoint_dirs_of_other_runs_are_never_touched(folder, tmp_path, caplog):
     settings = {"model": "densenet_40_k12", "epochs": 3}
     other_model = tmp_path / "other-model"
-    train.prepare_checkpoint_dir(other_model, settings, resume=False)
+    checkpoints.prepare_checkpoint_dir(other_model, settings, resume=False)
     (other_model / "backup").mkdir()
     (other_model / "backup" / "ckpt-1.index").write_bytes(b"checkpoint of another run")
     occupied = tmp_path / "occupied"
@@ -248,13 +249,13 @@ def test_checkpoint_dirs_of_other_runs_are_never_touched(folder, tmp_path, caplo
 
 def test_resume_refuses_other_settings_and_runs_without_checkpoint(tmp_path):
     settings = {"model": "mobilenet_v1", "epochs": 3, "learning_rate": 0.1}
-    train.prepare_checkpoint_dir(tmp_path / "run", settings, resume=False)
+    checkpoints.prepare_checkpoint_dir(tmp_path / "run", settings, resume=False)
     with pytest.raises(ValueError, match=r"other settings \(epochs: 3 -> 5\)"):
-        train.prepare_checkpoint_dir(tmp_path / "run", {**settings, "epochs": 5}, resume=True)
+        checkpoints.prepare_checkpoint_dir(tmp_path / "run", {**settings, "epochs": 5}, resume=True)
     # The same settings again without --resume: the run had saved nothing, so it may start over
     # (how the other workers of a multi-worker job see the chief's run.json).
-    train.prepare_checkpoint_dir(tmp_path / "run", settings, resume=False)
-    assert train.resume_position(tmp_path / "run", 10, "epoch") is None
+    checkpoints.prepare_checkpoint_dir(tmp_path / "run", settings, resume=False)
+    assert checkpoints.resume_position(tmp_path / "run", 10, "epoch") is None
 
 
 # -- fit -----------------------------------------------------------------------------------
@@ -298,7 +299,7 @@ def test_mixed_precision_computes_in_low_precision_with_float32_loss(folder):
     data = loader.Input(loader.open_source(folder), 32, "tf", 8, steps_per_epoch=2)
     policy = keras.mixed_precision.global_policy().name
     result = train.fit(tiny_model, data, epochs=1, mixed_precision=True, seed=0, verbose=0)
-    assert result.model.get_layer("conv").compute_dtype == train.mixed_precision_policy(
+    assert result.model.get_layer("conv").compute_dtype == distribute.mixed_precision_policy(
         tf.distribute.get_strategy()).split("_")[1]
     assert result.model.get_layer("conv").kernel.dtype == tf.float32
     assert np.isfinite(result.history["loss"]).all()

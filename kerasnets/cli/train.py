@@ -23,7 +23,8 @@ from kerasnets.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, configure_
 from kerasnets.data import loader
 from kerasnets.models.registry import get_entry
 from kerasnets.training import recipes
-from kerasnets.training.fit import STRATEGIES, AlreadyComplete, FitResult, build_strategy, fit
+from kerasnets.training.distribute import STRATEGIES, build_strategy
+from kerasnets.training.fit import AlreadyComplete, FitResult, fit
 
 log = logging.getLogger("kerasnets.training.fit")
 

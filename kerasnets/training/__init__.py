@@ -1,2 +1,3 @@
-"""Training: ``fit`` (the one training loop: recipes, checkpoints, resume, distribution
-strategies, throughput) and ``recipes`` (the papers' optimizers, schedules and weight decay)."""
+"""Training: ``fit`` (the one training loop: recipes, checkpoints, resume, throughput),
+``recipes`` (the papers' optimizers, schedules and weight decay), ``distribute``
+(``tf.distribute`` strategies) and ``checkpoints`` (the run directory's rules)."""

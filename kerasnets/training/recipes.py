@@ -18,7 +18,7 @@ which with momentum 0.9 acts about ten times weaker.
 
 import dataclasses
 import difflib
-from typing import Optional, Tuple
+from typing import Any, List, Optional, Tuple, Union
 
 import tensorflow as tf
 
@@ -98,11 +98,13 @@ class Recipe:
                 raise ValueError(f"recipe {self.name!r}: `{field}` must be {allowed}; received "
                                  f"{field}={getattr(self, field)!r}")
 
-    def learning_rate(self, global_batch):
+    def learning_rate(self, global_batch: int) -> float:
         """Returns ``base_lr`` scaled linearly from ``reference_batch`` to ``global_batch``."""
         return self.base_lr * global_batch / self.reference_batch
 
-    def schedule_fn(self, steps_per_epoch, epochs, global_batch, learning_rate=None):
+    def schedule_fn(self, steps_per_epoch: int, epochs: int, global_batch: int,
+                    learning_rate: Optional[float] = None
+                    ) -> keras.optimizers.schedules.LearningRateSchedule:
         """Returns the Keras learning-rate schedule of a run (``learning_rate`` replaces the
         scaled peak rate when given)."""
         peak = self.learning_rate(global_batch) if learning_rate is None else learning_rate
@@ -123,7 +125,8 @@ class Recipe:
         warmup = round(self.warmup_epochs * steps_per_epoch)
         return LinearWarmup(schedule, warmup) if warmup else schedule
 
-    def optimizer(self, steps_per_epoch, epochs, global_batch, learning_rate=None):
+    def optimizer(self, steps_per_epoch: int, epochs: int, global_batch: int,
+                  learning_rate: Optional[float] = None) -> keras.optimizers.Optimizer:
         """Returns a new Keras optimizer of this recipe, with its schedule and EMA."""
         schedule = self.schedule_fn(steps_per_epoch, epochs, global_batch, learning_rate)
         ema = {"use_ema": True, "ema_momentum": self.ema} if self.ema else {}
@@ -136,7 +139,7 @@ class Recipe:
         cls = AdamEMA if self.ema else keras.optimizers.Adam
         return cls(schedule, epsilon=self.epsilon, **ema)
 
-    def decayed_variables(self, model):
+    def decayed_variables(self, model: keras.Model) -> List[tf.Variable]:
         """Returns the trainable variables of ``model`` that weight decay applies to."""
         if self.decay_on == "all":
             return list(model.trainable_variables)
@@ -145,7 +148,7 @@ class Recipe:
         return [v for v in model.trainable_variables
                 if v.name.rsplit("/", 1)[-1].split(":")[0] in names]
 
-    def override(self, **changes):
+    def override(self, **changes: Any) -> "Recipe":
         """Returns a copy of this recipe with ``changes`` (field names as in the dataclass)."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
@@ -287,12 +290,12 @@ FAMILY_RECIPES = {
 }
 
 
-def list_recipes():
+def list_recipes() -> List[str]:
     """Returns the sorted names of the recipes."""
     return sorted(RECIPES)
 
 
-def get_recipe(name):
+def get_recipe(name: Union[str, "Recipe"]) -> "Recipe":
     """Returns the ``Recipe`` named ``name``; an unknown name raises ``ValueError`` listing them."""
     if isinstance(name, Recipe):
         return name
@@ -303,6 +306,6 @@ def get_recipe(name):
     return RECIPES[name]
 
 
-def default_recipe(family):
+def default_recipe(family: str) -> str:
     """Returns the recipe name for a registry ``family`` (``"finetune"`` for unknown families)."""
     return FAMILY_RECIPES.get(family, "finetune")
