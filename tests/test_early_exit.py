@@ -430,7 +430,7 @@ def test_export_rejects_bad_arguments(tiny_msdnet, tmp_path):
 def test_qat_int8_stages_follow_the_qat_model(images, tmp_path):
     """QAT int8 stages: int8 inside every stage, and the staged LiteRT run gives the QAT Keras
     model's outputs (int8 arithmetic vs its fake quantization)."""
-    from kerasnets.export.int8_forms import inner_tensor_dtypes
+    from kerasnets.export.interpreter import inner_tensor_dtypes
     from kerasnets.quantization.qat import quantize_model
 
     keras.utils.set_random_seed(0)

@@ -23,11 +23,19 @@ models alike and leaves the Keras model (its float function and its weights) unt
 - int8 ``ADD`` with a constant input whose scale is below 1/1024 of the output scale (XNNPACK's
   limit; e.g. a BatchNorm offset near zero) -> the constant requantized to the smallest scale
   XNNPACK takes, which moves it by less than 1/2048 of an output step.
-- int8 ``SOFTMAX`` at the graph exit -> the softmax moves after the exit's ``DEQUANTIZE`` and
-  runs in float (for an int8 output, a ``QUANTIZE`` follows it): probabilities come out of a
-  float softmax of the same int8 logits.
+- int8 ``SOFTMAX`` at a float output (``SOFTMAX -> DEQUANTIZE -> output``) -> the softmax moves
+  after the ``DEQUANTIZE`` and runs in float: probabilities come out of a float softmax of the
+  same int8 logits. A softmax whose int8 output is the graph output (``int8_io``: the user asked
+  for integer-only) stays int8: no rewrite puts a float tensor between int8 ends. It runs on
+  LiteRT's int8 kernel after XNNPACK's partition (the last op, so the graph stays one
+  partition).
+
+Every int8 model comes back with a record of the forms written (``written_forms``), in the
+TFLite metadata entry ``kerasnets_int8_forms``. The module also reads and writes TFLite metadata
+entries (``add_metadata``, ``read_metadata``).
 """
 
+import json
 import logging
 
 import flatbuffers
@@ -37,6 +45,7 @@ from ai_edge_litert import schema_py_generated as schema
 log = logging.getLogger(__name__)
 
 HARD_SWISH_FORMS = ("xnnpack", "fused")
+FORMS_METADATA = "kerasnets_int8_forms"
 
 _OP = schema.BuiltinOperator
 _OP_NAMES = {v: k for k, v in vars(_OP).items() if not k.startswith("_")}
@@ -44,8 +53,7 @@ _INT8, _INT32, _FLOAT32 = schema.TensorType.INT8, schema.TensorType.INT32, schem
 # Op versions the TFLite converter (TF 2.21) writes for these kernels with int8 tensors (float
 # for SOFTMAX); the runtime registers every version up to its newest.
 _VERSIONS = {
-    _OP.ADD: 2, _OP.MUL: 2, _OP.DEPTHWISE_CONV_2D: 3, _OP.DEQUANTIZE: 2, _OP.QUANTIZE: 2,
-    _OP.SOFTMAX: 1,
+    _OP.ADD: 2, _OP.MUL: 2, _OP.DEPTHWISE_CONV_2D: 3, _OP.DEQUANTIZE: 2, _OP.SOFTMAX: 1,
 }
 
 
@@ -98,8 +106,7 @@ class _Subgraph:
 
     def name(self, index, suffix):
         """Returns the name of tensor ``index`` (the object API reads bytes) plus ``suffix``."""
-        name = self.tensors[index].name
-        return (name.decode() if isinstance(name, bytes) else str(name)) + suffix
+        return _text(self.tensors[index].name) + suffix
 
     def add_tensor(self, name, like, tensor_type, scale=None, zero_point=None):
         tensor = schema.TensorT()
@@ -287,44 +294,57 @@ def _add_constant_ops(sub, op):
 
 
 def _float_softmax_ops(sub, op):
-    """Returns the exit ``op`` (int8 SOFTMAX [-> DEQUANTIZE]) as a float SOFTMAX, or None.
+    """Returns the int8 ``SOFTMAX -> DEQUANTIZE -> float output`` of ``op`` as ``DEQUANTIZE ->
+    float SOFTMAX``, or None when ``op`` does not end at a float output.
 
-    Returns ``(ops, dequantize_op_to_drop)``; None when the softmax is not at the graph exit.
+    Returns ``(ops, dequantize_op_to_drop)``.
     """
     logits, probs = int(op.inputs[0]), int(op.outputs[0])
-    outputs = [int(t) for t in sub.graph.outputs]
     consumers = sub.consumers(probs)
-    dequantize = None
-    if probs in outputs:
-        if consumers:
-            return None
-    elif len(consumers) == 1 and sub.op_code(consumers[0]) == _OP.DEQUANTIZE:
-        dequantize = consumers[0]
-        if int(dequantize.outputs[0]) not in outputs:
-            return None
-    else:
+    if (probs in [int(t) for t in sub.graph.outputs] or len(consumers) != 1
+            or sub.op_code(consumers[0]) != _OP.DEQUANTIZE
+            or int(consumers[0].outputs[0]) not in [int(t) for t in sub.graph.outputs]):
         return None
+    dequantize = consumers[0]
     float_logits = sub.add_tensor(sub.name(logits, "/dequantized"), sub.tensors[logits], _FLOAT32)
-    ops = [sub.operator(_OP.DEQUANTIZE, [logits], [float_logits])]
+    return [
+        sub.operator(_OP.DEQUANTIZE, [logits], [float_logits]),
+        sub.operator(_OP.SOFTMAX, [float_logits], [int(dequantize.outputs[0])],
+                     op.builtinOptionsType, op.builtinOptions),
+    ], dequantize
 
-    def softmax(out):
-        return sub.operator(_OP.SOFTMAX, [float_logits], [out], op.builtinOptionsType,
-                            op.builtinOptions)
 
-    if dequantize is not None:
-        ops.append(softmax(int(dequantize.outputs[0])))
-    else:
-        float_probs = sub.add_tensor(sub.name(probs, "/float"), sub.tensors[probs], _FLOAT32)
-        ops += [softmax(float_probs), sub.operator(_OP.QUANTIZE, [float_probs], [probs])]
-    return ops, dequantize
+def _xnnpack_ops(sub, op, hard_swish, forms):
+    """Returns ``(ops replacing op, or None; op to drop, or None)`` for ``op``, whose first input
+    is int8, and notes in ``forms`` the hard-swish and exit-softmax forms it writes."""
+    code = sub.op_code(op)
+    if code == _OP.HARD_SWISH:
+        forms["hard_swish"] = hard_swish
+        return (_hard_swish_ops(sub, op) if hard_swish == "xnnpack" else None), None
+    if code == _OP.AVERAGE_POOL_2D:
+        return _average_pool_ops(sub, op), None
+    if code in _FUSABLE_ACTIVATIONS:
+        return _activation_ops(sub, op), None
+    if code == _OP.ADD:
+        return _add_constant_ops(sub, op), None
+    if code == _OP.SOFTMAX:
+        result = _float_softmax_ops(sub, op)
+        if result is not None:
+            forms["softmax"] = "float"
+            return result
+        if int(op.outputs[0]) in [int(t) for t in sub.graph.outputs]:
+            forms["softmax"] = "int8"
+    return None, None
 
 
 def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
     """Returns the ``.tflite`` bytes with int8 ops XNNPACK skips rewritten as ops it runs.
 
-    See the module docstring for the rewrites. Float ops, and models without these int8
-    ops, are left as they are (a float model comes back unchanged), so the exporter can call it
-    on every converted model.
+    See the module docstring for the rewrites; none of them adds a float tensor between int8
+    ends, so a model with int8 inputs and outputs stays integer-only. A model with int8
+    activations comes back with the forms written recorded in its metadata (``written_forms``);
+    a model without (float, dynamic-range) comes back unchanged, so the exporter can call it on
+    every converted model.
 
     Args:
       tflite_model: the converted model (``bytes`` from ``TFLiteConverter.convert()``).
@@ -336,116 +356,94 @@ def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
     """
     check_hard_swish_form(hard_swish)
     model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0)
-    counts = {}
+    counts, forms, integer = {}, {"hard_swish": None, "softmax": None}, False
     for subgraph in model.subgraphs:
         sub = _Subgraph(model, subgraph)
         rewritten, dropped = [], []
         for op in subgraph.operators:
-            code = sub.op_code(op)
-            int8_in = sub.tensors[int(op.inputs[0])].type == _INT8 if len(op.inputs) else False
             new = None
-            if code == _OP.HARD_SWISH and int8_in and hard_swish == "xnnpack":
-                new = _hard_swish_ops(sub, op)
-            elif code == _OP.AVERAGE_POOL_2D and int8_in:
-                new = _average_pool_ops(sub, op)
-            elif code in _FUSABLE_ACTIVATIONS and int8_in:
-                new = _activation_ops(sub, op)
-            elif code == _OP.ADD and int8_in:
-                new = _add_constant_ops(sub, op)
-            elif code == _OP.SOFTMAX and int8_in:
-                result = _float_softmax_ops(sub, op)
-                if result is not None:
-                    new, dequantize = result
-                    dropped.append(dequantize)
+            if len(op.inputs) and sub.tensors[int(op.inputs[0])].type == _INT8:
+                integer = True
+                new, drop = _xnnpack_ops(sub, op, hard_swish, forms)
+                if drop is not None:
+                    dropped.append(drop)
             if new is None:
                 rewritten.append(op)
             else:
-                counts[_OP_NAMES[code]] = counts.get(_OP_NAMES[code], 0) + 1
+                name = _OP_NAMES[sub.op_code(op)]
+                counts[name] = counts.get(name, 0) + 1
                 rewritten.extend(new)
         subgraph.operators = [op for op in rewritten if all(op is not d for d in dropped)]
-    if not counts:
+    if not integer:
         return bytes(tflite_model)
-    log.info("postprocess_tflite rewrote %s", counts)
+    log.info("postprocess_tflite rewrote %s; forms %s", counts, forms)
+    _set_metadata(model, FORMS_METADATA, json.dumps(forms).encode())
+    return _pack(model)
+
+
+def written_forms(tflite_model):
+    """Returns the int8 forms ``postprocess_tflite`` wrote into a ``.tflite`` model, or None.
+
+    The dict (read from the model's ``kerasnets_int8_forms`` metadata) has ``"hard_swish"``:
+    ``"xnnpack"`` (MUL/ADD/MUL) or ``"fused"`` (``HARD_SWISH``), and ``"softmax"``: ``"float"``
+    (the exit softmax after the last ``DEQUANTIZE``, float outputs) or ``"int8"`` (an int8
+    ``SOFTMAX`` gives the int8 output); each None when the model has no such op. None for a
+    model ``postprocess_tflite`` did not write (float, dynamic-range, or converted elsewhere).
+
+    Raises:
+      ValueError: when ``tflite_model`` is not a TFLite flatbuffer.
+    """
+    raw = read_metadata(tflite_model, FORMS_METADATA)
+    return None if raw is None else json.loads(raw.decode())
+
+
+def _text(name):
+    """Returns a flatbuffer string field as ``str`` (the object API reads bytes)."""
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _set_metadata(model, name, data):
+    """Stores ``data`` (bytes) as the metadata entry ``name`` of a ``schema.ModelT``."""
+    values = np.frombuffer(data, dtype=np.uint8)
+    for entry in model.metadata or []:
+        if _text(entry.name) == name:
+            model.buffers[entry.buffer].data = values
+            return
+    buffer = schema.BufferT()
+    buffer.data = values
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = (model.metadata or []) + [entry]
+
+
+def _pack(model):
+    """Returns the ``.tflite`` bytes of a ``schema.ModelT``."""
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 
 
-def _interpreter(tflite_model, **kwargs):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=bytes(tflite_model), **kwargs)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-def _undelegated_interpreter(tflite_model):
-    from ai_edge_litert.interpreter import OpResolverType
-
-    return _interpreter(
-        tflite_model,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    )
+def add_metadata(tflite_model, name, data):
+    """Returns the ``.tflite`` bytes with the metadata entry ``name`` holding ``data`` (bytes),
+    replacing an entry of that name."""
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0)
+    _set_metadata(model, name, data)
+    return _pack(model)
 
 
-def tflite_op_names(tflite_model):
-    """Returns the builtin op names of a ``.tflite`` model, in execution order."""
-    return [op["op_name"] for op in _undelegated_interpreter(tflite_model)._get_ops_details()]
+def read_metadata(tflite_model, name):
+    """Returns the bytes of metadata entry ``name`` of a ``.tflite`` model, or None.
 
-
-def xnnpack_partitions(tflite_model, num_threads=2):
-    """Returns how many XNNPACK partitions LiteRT makes of a ``.tflite`` model.
-
-    Counts the ``DELEGATE`` nodes LiteRT's ``Interpreter`` (default XNNPACK delegate) reports
-    after ``allocate_tensors``; 0 means XNNPACK took nothing. One partition means the whole
-    graph is delegated when ``undelegated_ops`` is also empty (an op left at either end of the
-    graph does not split it).
+    Raises ``ValueError`` when the bytes are not a TFLite flatbuffer.
     """
-    interpreter = _interpreter(tflite_model, num_threads=num_threads)
-    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
-
-
-def undelegated_ops(tflite_model, num_threads=2):
-    """Returns the names of the ops XNNPACK leaves to LiteRT's own kernels, in graph order.
-
-    LiteRT keeps the replaced nodes in its node list and appends one ``DELEGATE`` node per
-    partition, whose inputs and outputs are the partition's boundary tensors. The ops of a
-    partition are the producers reached walking back from its outputs without crossing its
-    inputs; every other op runs outside XNNPACK.
-    """
-    ops = _interpreter(tflite_model, num_threads=num_threads)._get_ops_details()
-    originals = [op for op in ops if op["op_name"] != "DELEGATE"]
-    producer = {int(t): op for op in originals for t in op["outputs"]}
-    delegated = set()
-    for partition in (op for op in ops if op["op_name"] == "DELEGATE"):
-        boundary = {int(t) for t in partition["inputs"]}
-        stack = [int(t) for t in partition["outputs"]]
-        while stack:
-            tensor = stack.pop()
-            op = producer.get(tensor)
-            if tensor in boundary or op is None or op["index"] in delegated:
-                continue
-            delegated.add(op["index"])
-            stack += [int(t) for t in op["inputs"] if t >= 0]
-    return [op["op_name"] for op in originals if op["index"] not in delegated]
-
-
-def inner_tensor_dtypes(tflite_model):
-    """Returns ``{tensor name: numpy dtype}`` of the tensors between the graph entry and exit.
-
-    Leaves out the model's inputs and outputs and the float tensors that lead to an output
-    through ``DEQUANTIZE``/``SOFTMAX``/``QUANTIZE`` (the exit), so a full-int8 model gives only
-    int8 and int32 tensors.
-    """
-    interpreter = _undelegated_interpreter(tflite_model)
-    details = {t["index"]: t for t in interpreter.get_tensor_details()}
-    producers = {out: op for op in interpreter._get_ops_details() for out in op["outputs"]}
-    edge = {d["index"] for d in interpreter.get_input_details()}
-    stack = [d["index"] for d in interpreter.get_output_details()]
-    while stack:
-        index = stack.pop()
-        edge.add(index)
-        op = producers.get(index)
-        if op is not None and op["op_name"] in ("DEQUANTIZE", "SOFTMAX", "QUANTIZE"):
-            stack += [i for i in op["inputs"] if np.dtype(details[i]["dtype"]) == np.float32]
-    return {t["name"]: np.dtype(t["dtype"]) for i, t in details.items() if i not in edge}
+    data = bytes(tflite_model)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ValueError("not a TFLite model (no 'TFL3' flatbuffer identifier)")
+    model = schema.Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() is not None and entry.Name().decode() == name:
+            return model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    return None

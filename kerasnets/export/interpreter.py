@@ -1,5 +1,6 @@
-"""Running ``.tflite`` models with LiteRT (``ai_edge_litert.interpreter``): predictions, op
-counts, XNNPACK partitions, and the accuracy/agreement of their outputs."""
+"""Running ``.tflite`` models with LiteRT (``ai_edge_litert.interpreter``): the one place
+kerasnets builds an interpreter. Predictions, the ops of a graph, its XNNPACK partitions, the
+dtypes of its tensors, and the accuracy/agreement of outputs."""
 
 import collections
 
@@ -7,7 +8,13 @@ import numpy as np
 from tqdm import tqdm
 
 
-def _interpreter(tflite_model, num_threads=2, delegates=True):
+def load_interpreter(tflite_model, num_threads=2, delegates=True):
+    """Returns a LiteRT ``Interpreter`` of ``tflite_model`` (bytes) with its tensors allocated.
+
+    ``delegates=True`` applies LiteRT's default delegate (XNNPACK), as a deployed model runs;
+    ``delegates=False`` runs the builtin kernels only, so the op list holds the model's own ops
+    and no ``DELEGATE`` nodes.
+    """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     kwargs = {} if delegates else {
@@ -17,16 +24,76 @@ def _interpreter(tflite_model, num_threads=2, delegates=True):
     return interpreter
 
 
+def tflite_op_names(tflite_model):
+    """Returns the builtin op names of a ``.tflite`` model, in execution order."""
+    ops = load_interpreter(tflite_model, delegates=False)._get_ops_details()
+    return [op["op_name"] for op in ops]
+
+
 def op_histogram(tflite_model):
     """Returns ``{op name: count}`` of the builtin ops of a ``.tflite`` model (no delegation)."""
-    ops = _interpreter(tflite_model, delegates=False)._get_ops_details()
-    return dict(sorted(collections.Counter(op["op_name"] for op in ops).items()))
+    return dict(sorted(collections.Counter(tflite_op_names(tflite_model)).items()))
 
 
 def xnnpack_partitions(tflite_model, num_threads=2):
-    """Returns the number of XNNPACK partitions LiteRT makes of the model (1 = fully delegated)."""
-    ops = _interpreter(tflite_model, num_threads=num_threads)._get_ops_details()
+    """Returns how many XNNPACK partitions LiteRT makes of a ``.tflite`` model.
+
+    Counts the ``DELEGATE`` nodes LiteRT's ``Interpreter`` (default XNNPACK delegate) reports
+    after ``allocate_tensors``; 0 means XNNPACK took nothing. One partition means the whole
+    graph is delegated when ``undelegated_ops`` is also empty (an op left at either end of the
+    graph does not split it).
+    """
+    ops = load_interpreter(tflite_model, num_threads=num_threads)._get_ops_details()
     return sum(op["op_name"] == "DELEGATE" for op in ops)
+
+
+def undelegated_ops(tflite_model, num_threads=2):
+    """Returns the names of the ops XNNPACK leaves to LiteRT's own kernels, in graph order.
+
+    LiteRT keeps the replaced nodes in its node list and appends one ``DELEGATE`` node per
+    partition, whose inputs and outputs are the partition's boundary tensors. The ops of a
+    partition are the producers reached walking back from its outputs without crossing its
+    inputs; every other op runs outside XNNPACK.
+    """
+    ops = load_interpreter(tflite_model, num_threads=num_threads)._get_ops_details()
+    originals = [op for op in ops if op["op_name"] != "DELEGATE"]
+    producer = {int(t): op for op in originals for t in op["outputs"]}
+    delegated = set()
+    for partition in (op for op in ops if op["op_name"] == "DELEGATE"):
+        boundary = {int(t) for t in partition["inputs"]}
+        stack = [int(t) for t in partition["outputs"]]
+        while stack:
+            tensor = stack.pop()
+            op = producer.get(tensor)
+            if tensor in boundary or op is None or op["index"] in delegated:
+                continue
+            delegated.add(op["index"])
+            stack += [int(t) for t in op["inputs"] if t >= 0]
+    return [op["op_name"] for op in originals if op["index"] not in delegated]
+
+
+def inner_tensor_dtypes(tflite_model):
+    """Returns ``{tensor name: numpy dtype}`` of the tensors between the graph entry and exit.
+
+    Leaves out the model's inputs and outputs and, behind a float32 output only, the float32
+    tensors that reach it through ``DEQUANTIZE``/``SOFTMAX`` (a float-output int8 model's exit
+    softmax runs in float: ``kerasnets.export.int8_forms``). Behind an int8 output nothing is
+    left out, so a full-integer model gives only int8 and int32 tensors, and one with int8
+    inputs and outputs is int8/int32 in every tensor.
+    """
+    interpreter = load_interpreter(tflite_model, delegates=False)
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    producers = {out: op for op in interpreter._get_ops_details() for out in op["outputs"]}
+    edge = {d["index"] for d in interpreter.get_input_details()}
+    stack = [d["index"] for d in interpreter.get_output_details()]
+    while stack:
+        index = stack.pop()
+        edge.add(index)
+        op = producers.get(index)
+        if (np.dtype(details[index]["dtype"]) == np.float32 and op is not None
+                and op["op_name"] in ("DEQUANTIZE", "SOFTMAX")):
+            stack += [i for i in op["inputs"] if np.dtype(details[i]["dtype"]) == np.float32]
+    return {t["name"]: np.dtype(t["dtype"]) for i, t in details.items() if i not in edge}
 
 
 def tflite_predict(tflite_model, inputs, num_threads=2, progress=False):
@@ -35,7 +102,7 @@ def tflite_predict(tflite_model, inputs, num_threads=2, progress=False):
     Runs LiteRT's ``Interpreter`` one image at a time; int8 inputs are quantized and int8
     outputs dequantized with the model's own scales and zero points.
     """
-    interpreter = _interpreter(tflite_model, num_threads=num_threads)
+    interpreter = load_interpreter(tflite_model, num_threads=num_threads)
     inputs_details, outputs_details = (interpreter.get_input_details(),
                                        interpreter.get_output_details())
     if len(inputs_details) != 1 or len(outputs_details) != 1:
