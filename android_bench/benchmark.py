@@ -1,8 +1,8 @@
-"""Measure TFLite model latency on Android devices over adb (or on this host, ``--target local``); the design card's command line over ``kerasnets.bench.benchmark``."""
+"""Measure TFLite model latency on Android devices over adb (or on this host, ``--target local``); the design card's command line, ``kerasnets bench``."""
 
 import sys
 
-from kerasnets.bench import benchmark
+from kerasnets.cli import bench
 
 if __name__ == "__main__":
-    sys.exit(benchmark.main(prog="python android_bench/benchmark.py"))
+    sys.exit(bench.main(prog="python android_bench/benchmark.py"))

@@ -22,7 +22,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 
 from kerasnets.bench import adb as adbmod
-from kerasnets.bench import benchmark
+from kerasnets.cli import bench as bench_cli
 from kerasnets.bench.modelinfo import binary_abi, tflite_precision
 from kerasnets.bench.parse import BenchmarkOutputError, parse_benchmark_output
 
@@ -345,7 +345,7 @@ def run_main(fake, out, models, *args, binary=None):
                                        "--min-secs", "0", "--warmup-min-secs", "0"]
     if binary is not None:
         argv += ["--benchmark-binary", str(binary)]
-    return benchmark.main(argv + list(args))
+    return bench_cli.main(argv + list(args))
 
 
 def test_one_device_every_combination_matches_what_the_device_printed(
@@ -514,7 +514,7 @@ def test_unusable_device_gives_failed_records(tmp_path, monkeypatch, models, bin
     fake = FakeAdb(tmp_path, monkeypatch, [device("OK1"), device("BAD9", state=state)])
     out = tmp_path / "r.jsonl"
     status = run_main(fake, out, models, "--serial", "BAD9", binary=binary)
-    assert status == benchmark.EXIT_RUN_FAILED
+    assert status == bench_cli.EXIT_RUN_FAILED
     records = read_records(out)
     assert len(records) == 2 and not any(r["ok"] for r in records)
     for record, model in zip(records, models):
@@ -535,7 +535,7 @@ def test_several_devices_without_serial_is_a_setup_error(tmp_path, monkeypatch, 
                                                          caplog):
     fake = FakeAdb(tmp_path, monkeypatch, [device("A1"), device("B2")])
     out = tmp_path / "r.jsonl"
-    assert run_main(fake, out, models, binary=binary) == benchmark.EXIT_SETUP_FAILED
+    assert run_main(fake, out, models, binary=binary) == bench_cli.EXIT_SETUP_FAILED
     assert "several devices attached (A1 (device), B2 (device))" in caplog.text
     records = read_records(out)
     assert len(records) == 2 and not any(r["ok"] for r in records)
@@ -546,7 +546,7 @@ def test_several_devices_without_serial_is_a_setup_error(tmp_path, monkeypatch, 
 def test_no_device_is_a_setup_error(tmp_path, monkeypatch, models, binary, caplog):
     fake = FakeAdb(tmp_path, monkeypatch, [])
     out = tmp_path / "r.jsonl"
-    assert run_main(fake, out, models[:1], binary=binary) == benchmark.EXIT_SETUP_FAILED
+    assert run_main(fake, out, models[:1], binary=binary) == bench_cli.EXIT_SETUP_FAILED
     assert "no Android device attached" in caplog.text
     [record] = read_records(out)
     assert record["ok"] is False and "no Android device attached" in record["error"]
@@ -558,13 +558,13 @@ def test_adb_missing(tmp_path, monkeypatch, models, binary, caplog):
     out = tmp_path / "r.jsonl"
     argv = [str(models[0]), "--out", str(out), "--benchmark-binary", str(binary),
             "--serial", "S1"]
-    assert benchmark.main(argv) == benchmark.EXIT_SETUP_FAILED
+    assert bench_cli.main(argv) == bench_cli.EXIT_SETUP_FAILED
     assert "adb not found on PATH" in caplog.text
     [record] = read_records(out)
     assert record["device"]["serial"] == "S1"
     assert "model net_a.tflite on device S1: adb not found" in record["error"]
     monkeypatch.setenv("ADB", str(tmp_path / "no-such-adb"))
-    assert benchmark.main(argv) == benchmark.EXIT_SETUP_FAILED
+    assert bench_cli.main(argv) == bench_cli.EXIT_SETUP_FAILED
     assert "$ADB=" in read_records(out)[-1]["error"]
 
 
@@ -680,15 +680,15 @@ def test_device_dropping_offline_mid_run_keeps_earlier_records(tmp_path, monkeyp
 
 def test_usage_errors_exit_2(tmp_path, models, binary, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        benchmark.main([str(tmp_path / "missing.tflite"), "--out", str(tmp_path / "o.jsonl"),
+        bench_cli.main([str(tmp_path / "missing.tflite"), "--out", str(tmp_path / "o.jsonl"),
                         "--benchmark-binary", str(binary)])
-    assert exit_info.value.code == benchmark.EXIT_USAGE
+    assert exit_info.value.code == bench_cli.EXIT_USAGE
     assert "missing.tflite" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        benchmark.main([str(models[0]), "--out", str(tmp_path / "o.jsonl")])
+        bench_cli.main([str(models[0]), "--out", str(tmp_path / "o.jsonl")])
     assert exit_info.value.code == 2
     with pytest.raises(SystemExit) as exit_info:
-        benchmark.main([str(models[0]), "--out", str(tmp_path / "o.jsonl"),
+        bench_cli.main([str(models[0]), "--out", str(tmp_path / "o.jsonl"),
                         "--benchmark-binary", str(binary), "--threads", "0,2"])
     assert exit_info.value.code == 2
 
@@ -704,7 +704,7 @@ def test_command_line_with_adb_on_path_and_help(tmp_path, monkeypatch, models, b
     assert process.returncode == 0, process.stderr
     [record] = read_records(out)
     assert record["ok"] and record["device"]["serial"] == "S1"
-    help_text = benchmark.build_parser().format_help()
+    help_text = bench_cli.build_parser().format_help()
     assert "exit status" in help_text and "--all-devices" in help_text
 
 
@@ -733,7 +733,7 @@ def test_record_is_on_disk_before_the_next_run_ends(tmp_path, monkeypatch, model
         # communicate() drains stderr while waiting (a full pipe would block the script); the
         # limit is generous because CI runs this beside TensorFlow-heavy tests.
         _, stderr = process.communicate(timeout=60)
-        assert process.returncode == benchmark.EXIT_INTERRUPTED
+        assert process.returncode == bench_cli.EXIT_INTERRUPTED
     finally:
         if process.poll() is None:
             process.kill()

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from kerasnets.bench import report
+from kerasnets.cli import report as report_cli
 
 PIXEL = {"serial": "A1", "manufacturer": "Google", "model": "Pixel 7"}
 GALAXY = {"serial": "B2", "manufacturer": "samsung", "model": "SM-S911B"}
@@ -95,9 +96,9 @@ def test_command_line_writes_table_csv_and_plots(records, tmp_path):
     second = tmp_path / "report_b.json"
     second.write_text(json.dumps(reports[1:]))
     out = tmp_path / "out"
-    status = report.main([str(results), "--out", str(out), "--accuracy-report", str(first),
+    status = report_cli.main([str(results), "--out", str(out), "--accuracy-report", str(first),
                           "--accuracy-report", str(second)])
-    assert status == report.EXIT_OK
+    assert status == report_cli.EXIT_OK
 
     with open(out / "latency.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -123,8 +124,8 @@ def test_command_line_writes_table_csv_and_plots(records, tmp_path):
 def test_command_line_errors(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert report.main([str(empty), "--out", str(tmp_path / "o")]) == report.EXIT_NO_DATA
+    assert report_cli.main([str(empty), "--out", str(tmp_path / "o")]) == report_cli.EXIT_NO_DATA
     with pytest.raises(SystemExit) as exit_info:
-        report.main([str(tmp_path / "missing.jsonl")])
-    assert exit_info.value.code == report.EXIT_USAGE
+        report_cli.main([str(tmp_path / "missing.jsonl")])
+    assert exit_info.value.code == report_cli.EXIT_USAGE
     assert not Path(tmp_path / "o" / "latency.md").exists()

@@ -1,9 +1,7 @@
-"""Tables and plots from the JSONL records of android_bench/benchmark.py.
+"""Tables and plots from benchmark records (``records.py``); the command line is
+``kerasnets.cli.report``.
 
-    python android_bench/report.py results.jsonl [more.jsonl ...] [--out DIR] \\
-        [--accuracy-report tflite/out/report.json ...]
-
-Writes to DIR (default: report/ beside the first records file):
+``write_report`` writes to a folder:
     latency.md    markdown table, one row per device x model x precision x threads x delegate
     latency.csv   the same rows
     latency.png   median latency per model and device, one panel per (threads, delegate)
@@ -20,21 +18,16 @@ converter report.json (keys model, precision, tflite_path, tflite_accuracy, ...)
 on the sha256 of its ``tflite_path`` when that file exists here, else on the file name.
 """
 
-import argparse
 import csv
 import json
 import logging
 import statistics
-import sys
 from pathlib import Path
 
 from kerasnets.bench.modelinfo import file_sha256
+from kerasnets.bench.records import read_records
 
 logger = logging.getLogger("kerasnets.bench.report")
-
-EXIT_OK = 0
-EXIT_NO_DATA = 1
-EXIT_USAGE = 2
 
 # (column title, row key, number format or None for text)
 COLUMNS = (
@@ -61,21 +54,6 @@ _MEDIAN_FIELDS = {
     "init_ms": "init_us",
     "memory_overall_mb": "memory_overall_mb",
 }
-
-
-def load_records(paths):
-    """Returns the records of JSONL files, skipping (with a warning) lines that are not JSON."""
-    records = []
-    for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    logger.warning("%s:%d: skipped, not JSON (%s)", path, number, error.msg)
-    return records
 
 
 def device_label(device):
@@ -304,7 +282,7 @@ def write_report(record_paths, out_dir, accuracy_paths=()):
 
     Raises ValueError when the files hold no records.
     """
-    records = load_records(record_paths)
+    records = read_records(record_paths)
     if not records:
         raise ValueError(f"no records in {', '.join(map(str, record_paths))}")
     rows = summarize(records)
@@ -330,36 +308,3 @@ def write_report(record_paths, out_dir, accuracy_paths=()):
         else:
             logger.warning("no accuracy report matches an ok row (by sha256 or file name)")
     return written
-
-
-def main(argv=None, prog="kerasnets report"):
-    """Runs the command line; returns 0, 1 (no records) or 2 (usage error)."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit status: 0 written; 1 no records; 2 command-line error",
-    )
-    parser.add_argument("records", nargs="+", type=Path, metavar="results.jsonl")
-    parser.add_argument("--out", type=Path, help="output folder (default: report/ beside the "
-                                                 "first records file)")
-    parser.add_argument("--accuracy-report", action="append", default=[], type=Path,
-                        help="converter report.json (repeatable) for the Pareto chart")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    for path in [*args.records, *args.accuracy_report]:
-        if not path.is_file():
-            parser.error(f"{str(path)!r} does not exist")
-    out_dir = args.out or args.records[0].parent / "report"
-    try:
-        written = write_report(args.records, out_dir, args.accuracy_report)
-    except ValueError as error:
-        logger.error("%s", error)
-        return EXIT_NO_DATA
-    for name, path in written.items():
-        logger.info("%s: %s", name, path)
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

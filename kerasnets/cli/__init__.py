@@ -30,8 +30,8 @@ COMMANDS = {
     "train": ("kerasnets.cli.train", "train a registered model with a paper recipe"),
     "convert": ("kerasnets.cli.convert", "convert to TFLite (optionally train / QAT), evaluate"),
     "predict": ("kerasnets.cli.predict", "top-k classes of images by a converted .tflite model"),
-    "bench": ("kerasnets.bench.benchmark", "latency of .tflite models over adb or on this host"),
-    "report": ("kerasnets.bench.report", "tables and plots of benchmark records"),
+    "bench": ("kerasnets.cli.bench", "latency of .tflite models over adb or on this host"),
+    "report": ("kerasnets.cli.report", "tables and plots of benchmark records"),
     "profile": ("kerasnets.cli.profile", "parameters and MACs of a registered model, per layer"),
     "early-exit": ("kerasnets.cli.early_exit", "evaluate early-exit TFLite stages"),
 }
