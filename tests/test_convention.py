@@ -68,13 +68,13 @@ def v3_small_weights(tmp_path_factory):
 def test_weights_of_another_architecture(v3_small_weights):
     with pytest.raises(ValueError, match="another architecture"):
         kerasnets.MobileNetV3Large(input_shape=(32, 32, 3), classes=10, weights=v3_small_weights)
-    with pytest.raises(ValueError, match="another architecture or width"):
+    with pytest.raises(ValueError, match="another width"):
         kerasnets.MobileNetV3Small(input_shape=(32, 32, 3), classes=10, alpha=0.75,
                                    weights=v3_small_weights)
 
 
 def test_classes_that_do_not_match_the_head(v3_small_weights):
-    with pytest.raises(ValueError, match="`classes` does not match the head"):
+    with pytest.raises(ValueError, match="classes: the classifier 'Logits' has 7 outputs"):
         kerasnets.MobileNetV3Small(input_shape=(32, 32, 3), classes=7, weights=v3_small_weights)
     # The backbone of the same file loads without the head.
     kerasnets.MobileNetV3Small(input_shape=(32, 32, 3), include_top=False,
@@ -84,7 +84,7 @@ def test_classes_that_do_not_match_the_head(v3_small_weights):
 def test_no_top_file_into_a_full_model(tmp_path):
     path = tmp_path / "notop.h5"
     kerasnets.MobileNetV2(input_shape=(32, 32, 3), include_top=False).save_weights(str(path))
-    with pytest.raises(ValueError, match="no-top file and include_top=True"):
+    with pytest.raises(ValueError, match="saved with include_top=False"):
         kerasnets.MobileNetV2(input_shape=(32, 32, 3), weights=str(path))
 
 

@@ -67,7 +67,7 @@ def test_keras_file_with_other_shortcut_names_loads(tmp_path, real_images):
     np.testing.assert_allclose(ours(x, training=False).numpy(),
                                theirs(x, training=False).numpy(), atol=1e-5)
     assert ours.get_layer("block13_shortcut_bn").name == "block13_shortcut_bn"
-    with pytest.raises(ValueError, match="`classes` does not match"):
+    with pytest.raises(ValueError, match="classes: the classifier 'predictions' has"):
         kerasnets.Xception(input_shape=(SIZE, SIZE, 3), classes=3, weights=str(path))
 
 
