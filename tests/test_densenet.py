@@ -1,5 +1,6 @@
 """DenseNet: parameter counts against keras.applications and the paper, weight import from
-keras.applications files, MACs, serialization, bad input, and the training benchmark's pieces."""
+keras.applications files, MACs, serialization, and bad input (the training
+benchmark: tests/test_train_densenet_cifar.py)."""
 
 import functools
 
@@ -12,7 +13,6 @@ from tf_keras.applications import densenet as keras_densenet
 from tf_keras.src.applications.densenet import DenseNet as KerasDenseNet
 
 import kerasnets
-from benchmarks import train_densenet_cifar as bench
 from helpers import randomize_batchnorm
 from kerasnets.layers import custom_objects
 
@@ -269,45 +269,3 @@ def test_densenet_bad_blocks_raise(blocks):
 def test_densenet_bad_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         kerasnets.DenseNet([1, 1, 1, 1], **kwargs)
-
-
-# --------------------------------------------------------------------- the training benchmark
-
-def test_schedule_divides_by_ten_at_half_and_three_quarters():
-    schedule = bench.learning_rate_schedule(40)
-    rates = np.array([float(schedule(step)) for step in range(40)])
-    np.testing.assert_allclose(rates[:20], 0.1)
-    np.testing.assert_allclose(rates[20:30], 0.01)
-    np.testing.assert_allclose(rates[30:], 0.001)
-
-
-def test_pipeline_augments_and_normalizes_real_images(cifar_dir):
-    paths, labels, classes = bench.list_split(cifar_dir / "train", limit=64)
-    assert len(paths) == 64 and len(classes) == 10
-    assert set(labels) <= set(range(10)) and len(set(labels)) > 1
-    images = bench.decode_images(paths)
-    assert images.shape == (64, 32, 32, 3) and images.dtype == np.uint8
-    test_batch = next(iter(bench.make_dataset(images, labels, 64, training=False)))[0].numpy()
-    np.testing.assert_allclose(test_batch, (images / 255.0 - bench.CIFAR10_MEAN)
-                               / bench.CIFAR10_STD, atol=1e-5)
-    train_batch = next(iter(bench.make_dataset(images, labels, 64, training=True)))[0].numpy()
-    assert train_batch.shape == (64, 32, 32, 3)
-    # Augmented: crops and flips differ from the originals, the statistics stay normalized.
-    assert not np.allclose(np.sort(train_batch.ravel()), np.sort(test_batch.ravel()))
-    assert abs(train_batch.mean()) < 0.5
-
-
-def test_cropping_pads_with_zeros_and_keeps_the_size():
-    image = tf.fill([32, 32, 3], tf.constant(7, tf.uint8))
-    crops = np.stack([bench.augment(image).numpy() for _ in range(20)])
-    assert crops.shape == (20, 32, 32, 3)
-    assert set(np.unique(crops)) <= {0, 7} and (crops == 0).any() and (crops == 7).any()
-
-
-def test_command_line_rejects_bad_values(tmp_path, capsys):
-    with pytest.raises(SystemExit) as info:
-        bench.parse_args(["--epochs", "0"])
-    assert info.value.code == 2
-    with pytest.raises(SystemExit):
-        bench.parse_args(["--data", str(tmp_path)])
-    assert "must contain train/ and test/" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from kerasnets import data
-from kerasnets.data import loader
+from kerasnets.data import augment, loader
 from kerasnets._keras import keras
 
 PER_CLASS = 4
@@ -220,7 +220,7 @@ def test_cifar_augmentation_is_a_padded_shift_and_flip(folder):
     augmented = batches(loader.Input(source, 32, "raw", 8, augment="cifar",
                                        seed=9).train_dataset(), 1)[0][0]
     for original, image in zip(plain, augmented):
-        assert best_shift(image, original, loader.CIFAR_PAD) == 0
+        assert best_shift(image, original, augment.cifar_pad(32)) == 0
     # Not all of them the image or its mirror: shifts happen.
     assert max(best_shift(image, original, 0) for original, image in zip(plain, augmented)) > 0
 
@@ -291,3 +291,29 @@ def test_tfrecord_pipeline_after_a_global_seed_of_zero(folder, tmp_path):
 
     tf_keras.utils.set_random_seed(0)
     test_tfrecord_files_read_with_the_imagenet_keys(folder, tmp_path)
+
+
+def test_in_memory_batches_get_the_same_cifar_augmentation(folder):
+    # kerasnets.data.as_dataset (in-memory batches with sparse labels) takes its augmentation
+    # from kerasnets.data.augment, like loader.Input: zero-padded shifts of at most size / 8,
+    # and flips.
+    images = data.load_image_folder(folder, 32, per_class=1, progress=False).images
+    labels = np.arange(len(images), dtype="int32")
+    (augmented, order), = data.as_dataset(images, labels, "raw", batch_size=len(images),
+                                          training=True, seed=4).take(1).as_numpy_iterator()
+    shifts = [best_shift(image, images[i].astype("float32"), augment.cifar_pad(32))
+              for image, i in zip(augmented, order)]
+    assert max(shifts) == 0
+    assert max(best_shift(image, images[i].astype("float32"), 0)
+               for image, i in zip(augmented, order)) > 0
+
+
+def test_sample_keeps_a_seeded_subset_in_order(folder):
+    source = loader.open_source(folder)
+    first, again = loader.sample(source, 7, seed=1), loader.sample(source, 7, seed=1)
+    assert first.num_examples == 7 and first.paths == again.paths
+    assert list(first.paths) == sorted(first.paths, key=source.paths.index)
+    assert [source.labels[source.paths.index(p)] for p in first.paths] == list(first.labels)
+    assert loader.sample(source, 100) is source
+    with pytest.raises(ValueError, match="`count`"):
+        loader.sample(source, 0)

@@ -1,6 +1,6 @@
 """Images in, tensors out: image folders (directories or zips), the embedded CIFAR-10 subset,
-per-family preprocessing (``folders``), and the streaming ``tf.data`` input pipelines with
-their augmentations (``loader``)."""
+per-family preprocessing (``folders``), the papers' augmentations (``augment``, the one copy
+every pipeline uses), and the streaming ``tf.data`` input pipelines (``loader``)."""
 
 from kerasnets.data.folders import (
     CAFFE_BGR_MEAN, EMBEDDED_SPLITS, EMBEDDED_ZIP, FAMILY_MODES, PREPROCESSING_MODES, ImageSet,

@@ -16,7 +16,7 @@ import inspect
 import logging
 import zipfile
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -315,30 +315,31 @@ def split_holdout(image_set, fraction=0.1, seed=0):
     return subset(~mask, f"{1 - fraction:.0%}"), subset(mask, f"held-out {fraction:.0%}")
 
 
-def as_dataset(images, labels, mode, batch_size=64, training=False, seed=None):
-    """Returns a batched ``tf.data.Dataset`` of ``(preprocessed images, labels)``.
+def as_dataset(images: np.ndarray, labels: np.ndarray, mode: str, batch_size: int = 64,
+               training: bool = False, seed: Optional[int] = None) -> "tf.data.Dataset":
+    """Returns a batched ``tf.data.Dataset`` of ``(preprocessed float32 images, labels)``.
 
-    ``training=True`` shuffles and augments each epoch with the standard CIFAR augmentation
-    (He et al., 2016; Huang et al., 2017): random horizontal flip and a random crop of the image
-    zero-padded by 1/8 of its side on each border.
+    One pass over ``images`` (``uint8`` ``(n, size, size, 3)``) and their ``labels`` as given
+    (e.g. sparse class indices). ``training=True`` reshuffles every pass and applies the CIFAR
+    augmentation of ``kerasnets.data.augment`` (zero padding by 1/8 of the side, random crop,
+    random horizontal flip: He et al., 2016; Huang et al., 2017), with random numbers drawn from
+    ``seed``.
     """
     import tensorflow as tf
+
+    from kerasnets.data.augment import augment_image
 
     if mode not in PREPROCESSING_MODES:
         raise ValueError(f"`mode` must be one of {PREPROCESSING_MODES}; received mode={mode!r}")
     size = images.shape[1]
-    pad = max(1, size // 8)
-
-    def augment(image, label):
-        image = tf.image.random_flip_left_right(image, seed=seed)
-        image = tf.image.resize_with_crop_or_pad(image, size + 2 * pad, size + 2 * pad)
-        image = tf.image.random_crop(image, tf.shape(image) - [2 * pad, 2 * pad, 0], seed=seed)
-        return image, label
-
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        # One stateless [2] seed per example, new ones every pass.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            lambda example, pair: (augment_image(example[0], size, "cifar", pair), example[1]),
+            num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(lambda x, y: (preprocess(tf.cast(x, tf.float32), mode), y),
                           num_parallel_calls=tf.data.AUTOTUNE)

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasnets.data import folders as kdata
+from kerasnets.data.augment import AUGMENTATIONS, augment_image, eval_view, resize_uint8
 from kerasnets.models.convention import check_positive_int
 
 log = logging.getLogger(__name__)
@@ -42,17 +43,6 @@ log = logging.getLogger(__name__)
 TFRECORD_IMAGE_KEY = "image/encoded"
 TFRECORD_LABEL_KEY = "image/class/label"
 TFDS_PREFIX = "tfds:"
-AUGMENTATIONS = (None, "imagenet", "cifar")
-# 4-pixel zero padding, random 32x32 crop, horizontal flip: the CIFAR augmentation of
-# He et al. 2016 (sec. 4.2) that DenseNet (Huang et al. 2017, sec. 4.1, "C10+") follows.
-CIFAR_PAD = 4
-# Random-resized crop (Szegedy et al. 2015, "Going deeper with convolutions", sec. 6; the area
-# and aspect ranges of torchvision's RandomResizedCrop), then a horizontal flip.
-CROP_AREA = (0.08, 1.0)
-CROP_ASPECT = (3 / 4, 4 / 3)
-# Evaluation of "imagenet"-augmented models: the central 87.5% of the image, resized
-# (TF-Slim inception_preprocessing, which MobileNet V1-V3 were evaluated with).
-EVAL_CENTRAL_FRACTION = 0.875
 DEFAULT_SHUFFLE_BUFFER = 10_000
 _CYCLE_LENGTH = 8
 
@@ -197,6 +187,33 @@ def open_source(source, *, data_dir=None, classes=None, label_offset=0):
     return _tfrecord_source(source, classes, label_offset)
 
 
+def sample(source: DataSource, count: int, seed: int = 0) -> DataSource:
+    """Returns a ``DataSource`` of ``count`` examples of an image-folder or arrays ``source``,
+    drawn at random with ``seed`` and kept in their order (``source`` itself when it has no more
+    than ``count``).
+
+    Raises ``ValueError`` for a TFRecord or TFDS source (streams are not indexable) or a
+    ``count`` that is not a positive integer.
+    """
+    check_positive_int("count", count)
+    if source.kind not in ("folder", "arrays"):
+        raise ValueError(f"`source` must be an image folder or arrays to sample from; received "
+                         f"a {source.kind} source ({source.description})")
+    if count >= source.num_examples:
+        return source
+    keep = np.sort(np.random.default_rng(seed).permutation(source.num_examples)[:count])
+
+    def pick(values):
+        if values is None:
+            return None
+        return tuple(values[i] for i in keep) if isinstance(values, tuple) else values[keep]
+
+    return dataclasses.replace(
+        source, description=f"{source.description} ({count} of {source.num_examples})",
+        num_examples=count, paths=pick(source.paths), encoded=pick(source.encoded),
+        images=pick(source.images), labels=pick(source.labels))
+
+
 def from_image_set(image_set):
     """Returns an ``"arrays"`` ``DataSource`` of a ``kerasnets.data.ImageSet`` (decoded images)."""
     images = np.asarray(image_set.images)
@@ -208,64 +225,11 @@ def from_image_set(image_set):
                       labels=np.asarray(image_set.labels, dtype="int64"))
 
 
-def _resize_uint8(image, size):
-    """Returns ``image`` resized to ``size`` x ``size`` as ``kerasnets.data.resize_images`` does
-    (bilinear, antialiased, rounded), unchanged when it already has that size."""
-    def resize():
-        resized = tf.image.resize(image, (size, size), antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-
-    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], [size, size]))
-    return tf.cond(same, lambda: tf.ensure_shape(image, (size, size, 3)), resize)
-
-
 def _decode(encoded):
     """Returns the ``uint8`` ``(rows, cols, 3)`` image of encoded bytes (``data.decode_image``)."""
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
-
-
-def random_resized_crop(image, size, seed, area=CROP_AREA, aspect=CROP_ASPECT):
-    """Returns a random crop of ``image`` (``area`` fraction, ``aspect`` ratio) resized to
-    ``size`` x ``size``: the ImageNet training crop; ``seed`` is a stateless ``[2]`` seed."""
-    begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image), tf.zeros([1, 0, 4], tf.float32), seed=seed, min_object_covered=0.0,
-        aspect_ratio_range=aspect, area_range=area, max_attempts=10,
-        use_image_if_no_bounding_boxes=True)
-    return _resize_uint8(tf.slice(image, begin, extent), size)
-
-
-def central_crop(image, size, fraction=EVAL_CENTRAL_FRACTION):
-    """Returns the central ``fraction`` of ``image`` resized to ``size`` x ``size``: the
-    ImageNet evaluation crop."""
-    return _resize_uint8(tf.image.central_crop(image, fraction), size)
-
-
-def pad_crop(image, seed, pad=CIFAR_PAD):
-    """Returns ``image`` zero-padded by ``pad`` pixels per side and randomly cropped back to its
-    size: the CIFAR translation; ``seed`` is a stateless ``[2]`` seed."""
-    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-    return tf.image.stateless_random_crop(padded, tf.shape(image), seed=seed)
-
-
-def _augment(image, size, augment, seed):
-    """Returns the training view of a decoded ``image`` (``size`` x ``size``, ``uint8``)."""
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
-    if augment == "imagenet":
-        image = random_resized_crop(image, size, crop_seed)
-    else:
-        image = _resize_uint8(image, size)
-        if augment == "cifar":
-            image = pad_crop(image, crop_seed)
-    if augment is not None:
-        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-    return image
-
-
-def _eval_view(image, size, augment):
-    """Returns the evaluation view of a decoded ``image``."""
-    return central_crop(image, size) if augment == "imagenet" else _resize_uint8(image, size)
 
 
 def _fold(seed, value):
@@ -282,9 +246,9 @@ class Input:
       image_size: side of the square images the model takes.
       mode: ``kerasnets.data.preprocess`` mode (``data.preprocessing_mode(entry, kwargs)``).
       batch_size: the global batch size (all replicas together).
-      augment: ``"imagenet"`` (random-resized crop + flip), ``"cifar"`` (4-pixel pad, random
-        crop, flip) or ``None``; evaluation uses the matching view (central crop for
-        ``"imagenet"``, the resized image otherwise).
+      augment: ``"imagenet"`` (random-resized crop + flip), ``"cifar"`` (pad by 1/8 of the
+        side, random crop, flip) or ``None`` (``kerasnets.data.augment``); evaluation uses the
+        matching view (central crop for ``"imagenet"``, the resized image otherwise).
       seed: seeds the order of every epoch and every random augmentation.
       deterministic: keep the order of examples fixed under parallel decoding (else faster).
       cache: decode the source once into memory (``image_size`` images) instead of every epoch;
@@ -396,7 +360,7 @@ class Input:
             else:
                 dataset = self._records().map(lambda x, y: (_decode(x), y),
                                               num_parallel_calls=tf.data.AUTOTUNE)
-            dataset = dataset.map(lambda x, y: (_resize_uint8(x, self.image_size), y),
+            dataset = dataset.map(lambda x, y: (resize_uint8(x, self.image_size), y),
                                   num_parallel_calls=tf.data.AUTOTUNE).batch(256)
             log.info("caching the %d images of %s at %dx%d", self.source.num_examples,
                      self.source.description, self.image_size, self.image_size)
@@ -498,7 +462,7 @@ class Input:
         dataset = tf.data.Dataset.counter(first_epoch).flat_map(epoch)
         dataset = dataset.skip(skip_steps * (self.batch_size // pipelines))
         dataset = dataset.map(
-            lambda r, y, seed: (_augment(load(r), self.image_size, self.augment, seed), y),
+            lambda r, y, seed: (augment_image(load(r), self.image_size, self.augment, seed), y),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=self.deterministic)
         dataset = dataset.batch(per_replica, drop_remainder=True).map(
             self._finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=self.deterministic)
@@ -517,7 +481,7 @@ class Input:
             dataset = tf.data.Dataset.from_tensor_slices((records, labels))
         else:
             dataset, load = self._records(), _decode
-        dataset = dataset.map(lambda r, y: (_eval_view(load(r), self.image_size, self.augment), y),
+        dataset = dataset.map(lambda r, y: (eval_view(load(r), self.image_size, self.augment), y),
                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         dataset = dataset.batch(self.batch_size).map(self._finish,
                                                      num_parallel_calls=tf.data.AUTOTUNE)
