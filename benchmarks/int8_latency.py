@@ -66,12 +66,11 @@ def convert_timed(model, precision, calibration, hard_swish="xnnpack"):
 
 def interleaved_medians(blobs, x, threads, runs, warmup):
     """Returns the median invoke time (ms) of each ``.tflite`` in ``blobs``, timed interleaved."""
-    from ai_edge_litert.interpreter import Interpreter
+    from kerasnets.export.interpreter import load_interpreter
 
     interpreters = []
     for blob in blobs:
-        interpreter = Interpreter(model_content=blob, num_threads=threads)
-        interpreter.allocate_tensors()
+        interpreter = load_interpreter(blob, num_threads=threads)
         detail = interpreter.get_input_details()[0]
         sample = x
         if detail["dtype"] == np.int8:
@@ -94,7 +93,7 @@ def interleaved_medians(blobs, x, threads, runs, warmup):
 def run(models, size, threads_list, runs, warmup, calibration_count):
     """Returns the table rows (dicts) of the benchmark."""
     from kerasnets.data import preprocessing_mode
-    from kerasnets.export.int8_forms import xnnpack_partitions
+    from kerasnets.export.interpreter import xnnpack_partitions
     from kerasnets.models.registry import get_entry
 
     rows = []

@@ -141,36 +141,17 @@ def pattern_model(function, ends_model):
     return keras.Model(inputs, x)
 
 
-def _converter(model):
-    import tensorflow as tf
-
-    # Converting a concrete function skips tracing every Keras layer for a SavedModel.
-    spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32)
-    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    holder = tf.Module()
-    holder.model_variables = list(model.variables)
-    return tf.lite.TFLiteConverter.from_concrete_functions([function], holder)
-
-
 def convert_int8(model, samples):
-    """Returns the full-int8 ``.tflite`` bytes of ``model`` (float I/O), calibrated on ``samples``.
+    """Returns the full-int8 ``.tflite`` bytes of ``model`` (float I/O), calibrated on ``samples``,
+    as the TFLite converter writes it (before ``postprocess_tflite``).
 
     Works for float models (post-training quantization) and QAT models alike; the TF 2.21
     converter only makes a QAT model fully int8 with a representative dataset (tensors inside a
     layer, e.g. in ``Rescaling`` or ``HardSigmoid``, carry no fake-quant ranges).
     """
-    import tensorflow as tf
+    from kerasnets.export.convert import tflite_converter
 
-    converter = _converter(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([s[None]] for s in samples)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter.convert()
-
-
-def convert_fp32(model):
-    """Returns the float32 ``.tflite`` bytes of ``model``."""
-    return _converter(model).convert()
+    return tflite_converter(model, "int8", samples).convert()
 
 
 def random_inputs(shape, count, seed=0, low=0.0, high=255.0):
@@ -192,9 +173,8 @@ def qat_model(model, samples):
 
 def probe_patterns(qat=False):
     """Returns rows ``(pattern, ops, partitions, left out)`` as converted, then postprocessed."""
-    from kerasnets.export.int8_forms import (
-        postprocess_tflite, tflite_op_names, undelegated_ops, xnnpack_partitions,
-    )
+    from kerasnets.export.int8_forms import postprocess_tflite
+    from kerasnets.export.interpreter import tflite_op_names, undelegated_ops, xnnpack_partitions
 
     samples = random_inputs(PATTERN_SHAPE, 8, low=-1.0, high=1.0)
     rows = []
@@ -230,13 +210,12 @@ def time_models(models, inputs, threads, runs, warmup=10):
     thread the clock is the thread's CPU time (XNNPACK runs on the calling thread), otherwise
     wall time.
     """
-    from ai_edge_litert.interpreter import Interpreter
+    from kerasnets.export.interpreter import load_interpreter
 
     clock = time.thread_time if threads == 1 else time.perf_counter
     interpreters = {}
     for name, tflite_model in models.items():
-        interpreter = Interpreter(model_content=tflite_model, num_threads=threads)
-        interpreter.allocate_tensors()
+        interpreter = load_interpreter(tflite_model, num_threads=threads)
         detail = interpreter.get_input_details()[0]
         interpreter.set_tensor(detail["index"], inputs.astype(detail["dtype"]))
         interpreters[name] = interpreter
@@ -277,7 +256,9 @@ def latency_rows(model_names, size, threads, runs):
     """
     import kerasnets
     from kerasnets._keras import keras
-    from kerasnets.export.int8_forms import postprocess_tflite, undelegated_ops, xnnpack_partitions
+    from kerasnets.export.convert import convert
+    from kerasnets.export.int8_forms import postprocess_tflite
+    from kerasnets.export.interpreter import undelegated_ops, xnnpack_partitions
 
     rows = []
     for name in model_names:
@@ -292,7 +273,7 @@ def latency_rows(model_names, size, threads, runs):
         log.info("converting %s", name)
         int8 = convert_int8(model, calibration)
         forms = {
-            "fp32": convert_fp32(model),
+            "fp32": convert(model, "fp32"),
             "fused": postprocess_tflite(int8, hard_swish="fused"),
             "xnnpack": postprocess_tflite(int8, hard_swish="xnnpack"),
         }
@@ -318,7 +299,8 @@ def registry_rows(model_names, qat=False):
     import collections
 
     import kerasnets
-    from kerasnets.export.int8_forms import postprocess_tflite, undelegated_ops, xnnpack_partitions
+    from kerasnets.export.int8_forms import postprocess_tflite
+    from kerasnets.export.interpreter import undelegated_ops, xnnpack_partitions
     from kerasnets.models.registry import get_entry
 
     def left_out(tflite_model):

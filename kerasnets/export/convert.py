@@ -2,8 +2,9 @@
 
 ``convert`` is the one converter of kerasnets: the float model, a QAT model
 (``kerasnets.quantization``) or an early-exit stage go through it, and its int8 graphs are
-rewritten for XNNPACK (``kerasnets.export.int8_forms.postprocess_tflite``). Files are written
-with ``write_atomic`` (complete or absent, never partial).
+rewritten for XNNPACK (``kerasnets.export.int8_forms.postprocess_tflite``);
+``tflite_converter`` gives the TFLite converter it runs, for the graph before those rewrites.
+Files are written with ``write_atomic`` (complete or absent, never partial).
 """
 
 import contextlib
@@ -66,21 +67,43 @@ def convert(model, precision, representative_data=None, *, int8_io=False, hard_s
         of ``model.inputs``.
       precision: ``"fp32"``; ``"fp16"`` (float16 weights); ``"dynamic"`` (int8 weights, float
         activations); ``"int8"`` (full-integer: int8 weights and activations, calibrated on
-        ``representative_data``; a QAT model keeps the ranges it learned).
+        ``representative_data``; a QAT model keeps the ranges it learned). With float inputs
+        and outputs the exit softmax runs in float after the last ``DEQUANTIZE``, where
+        XNNPACK takes it.
       representative_data: for ``"int8"``, a float32 array ``(n, rows, cols, channels)`` of
         preprocessed inputs (the TF 2.21 converter needs it for QAT models too); for a model
         with several inputs, a list of such arrays, one per input, ``n`` samples each.
-      int8_io: int8 model inputs and outputs instead of float ones (``"int8"`` only).
+      int8_io: int8 model inputs and outputs instead of float ones (``"int8"`` only): an
+        integer-only graph, int8/int32 in every tensor (the exit softmax an int8 ``SOFTMAX``).
       hard_swish: int8 form of hard-swish (``kerasnets.export.int8_forms``): ``"xnnpack"`` (default,
         one XNNPACK partition) or ``"fused"`` (the ``HARD_SWISH`` op).
+        ``kerasnets.export.int8_forms.written_forms`` reads back the forms an int8 model holds.
       progress: show calibration progress and a running clock.
     """
-    import tensorflow as tf
-
     from kerasnets.export.int8_forms import check_hard_swish_form, postprocess_tflite
 
     check_precision(precision, int8_io=int8_io)
     check_hard_swish_form(hard_swish)
+    converter = tflite_converter(model, precision, representative_data, int8_io=int8_io,
+                                 progress=progress)
+    with _elapsed(f"converting {model.name} to {precision} TFLite", progress):
+        tflite_model = converter.convert()
+    if precision == "int8":
+        tflite_model = postprocess_tflite(tflite_model, hard_swish=hard_swish)
+    return bytes(tflite_model)
+
+
+def tflite_converter(model, precision, representative_data=None, *, int8_io=False,
+                     progress=False):
+    """Returns the ``tf.lite.TFLiteConverter`` that ``convert`` runs, set up for ``precision``.
+
+    Its ``convert()`` gives the model as the TFLite converter writes it, before kerasnets' int8
+    rewrites (``kerasnets.export.int8_forms.postprocess_tflite``): the baseline those rewrites
+    are measured against. Arguments and errors are ``convert``'s.
+    """
+    import tensorflow as tf
+
+    check_precision(precision, int8_io=int8_io)
     if len(model.inputs) == 1:
         specs = [tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32)]
 
@@ -120,11 +143,7 @@ def convert(model, precision, representative_data=None, *, int8_io=False, hard_s
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-    with _elapsed(f"converting {model.name} to {precision} TFLite", progress):
-        tflite_model = converter.convert()
-    if precision == "int8":
-        tflite_model = postprocess_tflite(tflite_model, hard_swish=hard_swish)
-    return bytes(tflite_model)
+    return converter
 
 
 def _calibration_inputs(representative_data, num_inputs):
