@@ -68,6 +68,30 @@ count=25 first=37601 curr=37528 min=37413 max=37601 avg=37519.8 std=51
 Average inference timings in us: Warmup: 76605.9, Init: 9933, no stats: 66767.6
 """
 
+# Issue 13 item 4, verbatim: op profiling adds count= lines that are not the run statistics.
+PROFILED_ISSUE_13 = """count=50 first=32891 curr=33978 min=32641 max=34005 avg=33209.4 std=450
+Inference timings in us: Init: 855, First inference: 49060, Warmup (avg): 34825.1, Inference (avg): 33209.4
+Memory (bytes): count=0
+"""
+
+# ../shared/REFERENCE.md's shape of --enable_op_profiling=true output (tables after the summary).
+PROFILED = """count=40 first=12110 curr=11873 min=11702 max=12544 avg=11950.2 std=180
+Inference timings in us: Init: 4210, First inference: 15032, Warmup (avg): 13001.5, Inference (avg): 11950.2
+Profiling Info for Benchmark Initialization:
+============================== Run Order ==============================
+\t             [node type]\t          [start]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]\t  [mem KB]\t[times called]\t[Name]
+\t ModifyGraphWithDelegate\t            0.000\t    3.902\t    3.902\t 95.100%\t 95.100%\t  1024.000\t        1\tModifyGraphWithDelegate/0
+Timings (microseconds): count=1 curr=4103
+Memory (bytes): count=0
+Operator-wise Profiling Info for Regular Benchmark Runs:
+============================== Summary by node type ==============================
+\t             [Node type]\t  [count]\t  [avg ms]\t    [avg %]\t    [cdf %]\t  [mem KB]\t[times called]
+\t   TfLiteXNNPackDelegate\t        1\t   11.804\t    99.012%\t    99.012%\t     0.000\t        1
+\t                 SOFTMAX\t        1\t    0.118\t     0.988%\t   100.000%\t     0.000\t        1
+Timings (microseconds): count=40 first=11921 curr=11850 min=11690 max=12530 avg=11940.7 std=178
+Memory (bytes): count=0
+"""
+
 
 def test_parse_albert_sample_integers_and_warmup_line():
     result = parse_benchmark_output(ALBERT)
@@ -134,6 +158,33 @@ def test_parse_all_same_stat_line_and_peak_monitor():
         3, 4000, 4000, 0)
     assert result["warmup_count"] == 1
     assert result["memory_peak_mb"] == 55.5
+
+
+def test_parse_run_statistics_are_not_the_profilers_count_lines():
+    result = parse_benchmark_output(PROFILED_ISSUE_13)
+    assert (result["count"], result["min_us"], result["max_us"], result["std_us"]) == (
+        50, 32641, 34005, 450)
+    assert result["avg_us"] == pytest.approx(33209.4)
+    assert result["op_profile"] is None  # count= lines alone are no profile
+
+
+@pytest.mark.parametrize("order", ["after", "before"])
+def test_parse_op_profiling_tables_before_or_after_the_summary(order):
+    lines = PROFILED.splitlines()
+    if order == "before":
+        summary = lines.pop(1)
+        lines.append(summary)
+    result = parse_benchmark_output("\n".join(lines) + "\n")
+    # The stand-alone statistics line, not the profiler's "Timings (microseconds)" lines.
+    assert (result["count"], result["min_us"], result["max_us"], result["std_us"]) == (
+        40, 11702, 12544, 180)
+    assert result["avg_us"] == pytest.approx(11950.2)
+    profile = result["op_profile"]
+    assert [(r["node_type"], r["count"], r["avg_ms"], r["percent"], r["times_called"])
+            for r in profile["node_types"]] == [
+        ("TfLiteXNNPackDelegate", 1, 11.804, 99.012, 1), ("SOFTMAX", 1, 0.118, 0.988, 1)]
+    # The initialization section's Run Order (ModifyGraphWithDelegate) is not the runs' profile.
+    assert profile["ops"] == [] and profile["top_ops"] == []
 
 
 @pytest.mark.parametrize("text", [
@@ -433,6 +484,36 @@ def test_every_output_format_end_to_end(tmp_path, monkeypatch, models, binary):
     # The REFERENCE.md logcat sample, printed verbatim by the "device".
     assert records["LITERAL"]["avg_us"] == pytest.approx(2.71985e6)
     assert records["LITERAL"]["memory_overall_mb"] == 337
+
+
+def test_op_profiling_output_in_every_format_and_order_end_to_end(tmp_path, monkeypatch, models,
+                                                                   binary):
+    devices = {f"{fmt.upper()}_{order.upper()}": {"format": fmt, "profiling_order": order}
+               for fmt in ("plain", "info", "logcat") for order in ("after", "before")}
+    fake = FakeAdb(tmp_path, monkeypatch, [device(serial, bench=bench)
+                                           for serial, bench in devices.items()])
+    out = tmp_path / "r.jsonl"
+    assert run_main(fake, out, models[:1], "--all-devices", "--runs", "7", "--delegate", "cpu",
+                    "--delegate", "xnnpack", "--extra-args=--enable_op_profiling=true",
+                    binary=binary) == 0
+    records = read_records(out)
+    calls = {(c["serial"], c["printed"]["delegate"]): c["printed"] for c in fake.bench_calls()}
+    assert len(records) == len(calls) == 2 * len(devices)
+    for record in records:
+        printed = calls[(record["device"]["serial"], record["delegate"])]
+        timed, profile = printed["timed"], printed["profile"]
+        assert (record["count"], record["min_us"], record["max_us"], record["std_us"]) == (
+            timed["count"], timed["min"], timed["max"], timed["std"])
+        parsed = record["op_profile"]
+        assert [(r["node_type"], r["count"]) for r in parsed["node_types"]] == [
+            (r["node_type"], r["count"]) for r in profile["node_types"]]
+        for got, want in zip(parsed["node_types"], profile["node_types"]):
+            assert got["avg_ms"] == pytest.approx(want["avg_ms"], abs=1e-3)
+            assert got["percent"] == pytest.approx(want["percent"], abs=1e-3)
+        assert [(r["node_type"], r["name"], r["avg_ms"]) for r in parsed["ops"]] == [
+            (r["node_type"], r["name"], r["avg_ms"]) for r in profile["ops"]]
+        assert [r["name"] for r in parsed["top_ops"]] == profile["top_ops"]
+        assert parsed["nodes"] == len(profile["ops"])
 
 
 def test_file_names_are_quoted_for_the_device_shell(tmp_path, monkeypatch, binary):

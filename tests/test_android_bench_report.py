@@ -129,3 +129,47 @@ def test_command_line_errors(tmp_path):
         report_cli.main([str(tmp_path / "missing.jsonl")])
     assert exit_info.value.code == report_cli.EXIT_USAGE
     assert not Path(tmp_path / "o" / "latency.md").exists()
+
+
+def profiled(avg_us, conv_ms, ops_scale=1.0):
+    """An ok record with an op profile: CONV_2D, DEPTHWISE_CONV_2D and SOFTMAX nodes."""
+    entry = record(PIXEL, "v3_small.tflite", avg_us)
+    entry["op_profile"] = {
+        "nodes": 3,
+        "node_types": [
+            {"node_type": "CONV_2D", "count": 2, "avg_ms": conv_ms, "percent": 60.0},
+            {"node_type": "DEPTHWISE_CONV_2D", "count": 1, "avg_ms": 1.0, "percent": 30.0},
+            {"node_type": "SOFTMAX", "count": 1, "avg_ms": 0.1, "percent": 10.0},
+        ],
+        "ops": [
+            {"node_type": "CONV_2D", "name": "conv1", "avg_ms": 0.5 * ops_scale, "percent": 20.0},
+            {"node_type": "DEPTHWISE_CONV_2D", "name": "dw1", "avg_ms": 1.0, "percent": 30.0},
+            {"node_type": "CONV_2D", "name": "conv2", "avg_ms": 2.0 * ops_scale, "percent": 40.0},
+            {"node_type": "SOFTMAX", "name": "Identity", "avg_ms": 0.1, "percent": 10.0},
+        ],
+        "top_ops": [],
+    }
+    return entry
+
+
+def test_top_ops_are_medians_over_the_profiled_records(tmp_path):
+    records = [profiled(3000.0, 3.0), profiled(3100.0, 5.0, ops_scale=2.0),
+               profiled(2900.0, 4.0), record(GALAXY, "v3_small.tflite", 2500.0)]
+    [item] = report.op_summary(records, top=2)
+    assert item["records"] == 3 and item["title"].startswith("Google Pixel 7 (A1)")
+    assert [(r["node_type"], r["count"], r["avg_ms"]) for r in item["node_types"]] == [
+        ("CONV_2D", 2, 4.0), ("DEPTHWISE_CONV_2D", 1, 1.0)]
+    # conv2: 2, 4 and 2 ms -> median 2; dw1 1 ms every time.
+    assert [(r["name"], r["node_type"], r["avg_ms"]) for r in item["ops"]] == [
+        ("conv2", "CONV_2D", 2.0), ("dw1", "DEPTHWISE_CONV_2D", 1.0)]
+
+    results = write_jsonl(tmp_path / "r.jsonl", records)
+    out = tmp_path / "out"
+    assert report_cli.main([str(results), "--out", str(out), "--top-ops", "1"]) == 0
+    text = (out / "ops.md").read_text()
+    assert "| CONV_2D | 2 | 4.000 | 60.00 |" in text and "DEPTHWISE_CONV_2D" not in text
+    assert "| conv2 | CONV_2D | 2.000 | 40.00 |" in text
+    # Without profiled records there is no ops.md.
+    plain = write_jsonl(tmp_path / "plain.jsonl", [record(PIXEL, "m.tflite", 1000.0)])
+    assert report_cli.main([str(plain), "--out", str(tmp_path / "plain")]) == 0
+    assert not (tmp_path / "plain" / "ops.md").exists()

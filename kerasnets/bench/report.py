@@ -5,6 +5,8 @@
     latency.md    markdown table, one row per device x model x precision x threads x delegate
     latency.csv   the same rows
     latency.png   median latency per model and device, one panel per (threads, delegate)
+    ops.md        with op-profiled records (--enable_op_profiling=true): the top node types
+                  and ops of each row, by time
     pareto.png    with --accuracy-report: accuracy against latency, one series per device and
                   setting, with its Pareto front (the style of Figure 1 of the MobileNetV3
                   paper, Howard et al. 2019)
@@ -71,11 +73,8 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
-def summarize(records):
-    """Returns one row dict per (device, model, precision, threads, delegate).
-
-    Numbers are medians over the group's ok records; ``ok_of`` is "ok/total".
-    """
+def group_records(records: list[dict]) -> list[list[dict]]:
+    """Returns the records grouped by (device, model, precision, threads, delegate)."""
     groups = {}
     for record in records:
         key = (
@@ -87,8 +86,16 @@ def summarize(records):
             record.get("delegate"),
         )
         groups.setdefault(key, []).append(record)
+    return list(groups.values())
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """Returns one row dict per (device, model, precision, threads, delegate).
+
+    Numbers are medians over the group's ok records; ``ok_of`` is "ok/total".
+    """
     rows = []
-    for group in groups.values():
+    for group in group_records(records):
         first = group[0]
         ok = [record for record in group if record.get("ok")]
         failed = [record for record in group if not record.get("ok")]
@@ -114,6 +121,85 @@ def summarize(records):
     return rows
 
 
+def _row_title(record: dict) -> str:
+    """Returns "device, model, precision, threads N, delegate" of a record."""
+    return (f"{device_label(record.get('device'))}, {record.get('model_name')}, "
+            f"{record.get('precision') or 'unknown'}, threads {record.get('threads')}, "
+            f"{record.get('delegate')}")
+
+
+def _top(entries: list[tuple[str, dict]], top: int) -> list[dict]:
+    """Returns the ``top`` keys with the highest median avg_ms over (key, profile row) pairs,
+    each as {"key", "avg_ms", "percent", "rows"} with medians over the records."""
+    by_key = {}
+    for key, row in entries:
+        by_key.setdefault(key, []).append(row)
+    merged = [{"key": key, "rows": rows,
+               "avg_ms": _median(row.get("avg_ms") for row in rows),
+               "percent": _median(row.get("percent") for row in rows)}
+              for key, rows in by_key.items()]
+    merged.sort(key=lambda item: -(item["avg_ms"] or 0.0))
+    return merged[:top]
+
+
+def op_summary(records: list[dict], top: int = 10) -> list[dict]:
+    """Returns, per (device, model, precision, threads, delegate) with op-profiled ok records,
+    the ``top`` node types and the ``top`` ops by time.
+
+    Each item: ``title``, ``records`` (how many were profiled), ``node_types`` (node_type,
+    count, avg_ms, percent) and ``ops`` (name, node_type, avg_ms, percent); times are medians
+    over the records, in ms as benchmark_model prints them; percent is the share of a run.
+    """
+    summary = []
+    for group in group_records(records):
+        profiles = [r["op_profile"] for r in group if r.get("ok") and r.get("op_profile")]
+        if not profiles:
+            continue
+        node_types = _top([(row["node_type"], row) for p in profiles
+                           for row in p.get("node_types", [])], top)
+        ops = _top([(row.get("name"), row) for p in profiles
+                    for row in p.get("ops") or p.get("top_ops", [])], top)
+        summary.append({
+            "title": _row_title(group[0]),
+            "records": len(profiles),
+            "node_types": [{"node_type": item["key"], "count": item["rows"][0].get("count"),
+                            "avg_ms": item["avg_ms"], "percent": item["percent"]}
+                           for item in node_types],
+            "ops": [{"name": item["key"], "node_type": item["rows"][0].get("node_type"),
+                     "avg_ms": item["avg_ms"], "percent": item["percent"]} for item in ops],
+        })
+    return summary
+
+
+def ops_markdown(summary: list[dict]) -> str:
+    """Returns ``op_summary``'s items as markdown: a node-type and an op table per item."""
+    parts = ["# Top ops (records with --enable_op_profiling=true)\n"]
+    for item in summary:
+        parts.append(f"\n## {item['title']} ({item['records']} profiled records)\n\n")
+        parts.append(_markdown(("node type", "count", "avg ms", "%"), [
+            (row["node_type"], row["count"], _number(row["avg_ms"], 3),
+             _number(row["percent"], 2)) for row in item["node_types"]]))
+        parts.append("\n")
+        parts.append(_markdown(("op", "node type", "avg ms", "%"), [
+            (row["name"], row["node_type"], _number(row["avg_ms"], 3),
+             _number(row["percent"], 2)) for row in item["ops"]]))
+    return "".join(parts)
+
+
+def _number(value: float | None, decimals: int) -> str:
+    return "" if value is None else f"{value:.{decimals}f}"
+
+
+def _markdown(titles: tuple[str, ...], rows: list[tuple]) -> str:
+    """Returns a markdown table (``|`` in cells escaped, None as empty)."""
+    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join("---" for _ in titles) + "|"]
+    for row in rows:
+        cells = ["" if cell is None else str(cell).replace("|", "\\|").replace("\n", " ")
+                 for cell in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _cell(row, key, fmt):
     value = row.get(key)
     if value is None:
@@ -121,17 +207,10 @@ def _cell(row, key, fmt):
     return fmt.format(value) if fmt else str(value)
 
 
-def markdown_table(rows):
+def markdown_table(rows: list[dict]) -> str:
     """Returns the rows as a markdown table (``|`` in cells escaped)."""
-    lines = [
-        "| " + " | ".join(title for title, _, _ in COLUMNS) + " |",
-        "|" + "|".join("---" for _ in COLUMNS) + "|",
-    ]
-    for row in rows:
-        cells = [_cell(row, key, fmt).replace("|", "\\|").replace("\n", " ")
-                 for _, key, fmt in COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return _markdown(tuple(title for title, _, _ in COLUMNS),
+                     [tuple(_cell(row, key, fmt) for _, key, fmt in COLUMNS) for row in rows])
 
 
 def write_csv(rows, path):
@@ -277,8 +356,11 @@ def plot_pareto(joined, path):
     plt.close(figure)
 
 
-def write_report(record_paths, out_dir, accuracy_paths=()):
+def write_report(record_paths: list[Path | str], out_dir: Path | str,
+                 accuracy_paths: list[Path | str] = (), top_ops: int = 10) -> dict[str, Path]:
     """Writes the table, CSV and plots to ``out_dir``; returns {name: path} of what it wrote.
+
+    With op-profiled records also ``ops.md``: the ``top_ops`` node types and ops of each row.
 
     Raises ValueError when the files hold no records.
     """
@@ -297,6 +379,10 @@ def write_report(record_paths, out_dir, accuracy_paths=()):
     )
     written["markdown"].write_text(header + markdown_table(rows), encoding="utf-8")
     write_csv(rows, written["csv"])
+    ops = op_summary(records, top_ops)
+    if ops:
+        written["ops"] = out_dir / "ops.md"
+        written["ops"].write_text(ops_markdown(ops), encoding="utf-8")
     if any(row["avg_ms"] is not None for row in rows):
         written["latency_plot"] = out_dir / "latency.png"
         plot_latency(rows, written["latency_plot"])

@@ -5,8 +5,9 @@ writes (``kerasnets.bench.report``).
         [--accuracy-report out/v3s/report.json ...]
 
 Writes latency.md, latency.csv and latency.png to DIR (default: report/ beside the first records
-file), and pareto.png (accuracy against latency) with converter report.json files. Each cell is
-the median over the repeated ok records of its row.
+file), ops.md (the top node types and ops by time) for records measured with
+--enable_op_profiling=true, and pareto.png (accuracy against latency) with converter report.json
+files. Each cell is the median over the repeated ok records of its row.
 """
 
 import argparse
@@ -35,6 +36,10 @@ def build_parser(prog: str = "kerasnets report") -> argparse.ArgumentParser:
                                                  "first records file)")
     parser.add_argument("--accuracy-report", action="append", default=[], type=Path,
                         help="converter report.json (repeatable) for the Pareto chart")
+    parser.add_argument("--top-ops", type=int, default=10, metavar="N",
+                        help="node types and ops per row in ops.md, for records measured with "
+                             "--extra-args=--enable_op_profiling=true (default 10)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
 
@@ -42,13 +47,15 @@ def main(argv: list[str] | None = None, prog: str = "kerasnets report") -> int:
     """Runs the command line; returns 0, 1 (no records) or 2 (usage error)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    configure_logging()
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
+    if args.top_ops < 1:
+        parser.error(f"--top-ops={args.top_ops}: expected a count >= 1")
     for path in [*args.records, *args.accuracy_report]:
         if not path.is_file():
             parser.error(f"{str(path)!r} does not exist")
     out_dir = args.out or args.records[0].parent / "report"
     try:
-        written = write_report(args.records, out_dir, args.accuracy_report)
+        written = write_report(args.records, out_dir, args.accuracy_report, args.top_ops)
     except ValueError as error:
         logger.error("%s", error)
         return EXIT_NO_DATA
