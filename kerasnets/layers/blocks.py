@@ -125,18 +125,20 @@ class BlockNames:
     project_bn: str
     drop_path: str
     add: str
+    # Only built by the non-linear bottleneck ablation (MobileNetV2 paper Fig. 6a).
+    project_act: str
 
 
 # keras.applications.MobileNetV2 names: block_3_expand, block_3_expand_BN, ...
 V2_NAMES = BlockNames(
     "expand", "expand_BN", "expand_relu", "pad", "depthwise", "depthwise_BN", "depthwise_relu",
-    "squeeze_excite/", "project", "project_BN", "drop_path", "add",
+    "squeeze_excite/", "project", "project_BN", "drop_path", "add", "project_relu",
 )
 # keras.applications.MobileNetV3 names: expanded_conv_3/expand, expanded_conv_3/expand/BatchNorm...
 V3_NAMES = BlockNames(
     "expand", "expand/BatchNorm", "expand/activation", "depthwise/pad", "depthwise",
     "depthwise/BatchNorm", "depthwise/activation", "squeeze_excite/", "project",
-    "project/BatchNorm", "drop_path", "Add",
+    "project/BatchNorm", "drop_path", "Add", "project/activation",
 )
 
 
@@ -155,7 +157,8 @@ def squeeze_excite(x, filters, squeeze_filters, prefix):
 
 
 def inverted_residual(x, *, expanded, filters, kernel_size, strides, activation,
-                      squeeze_filters, prefix, names, bn, drop_path_rate=0.0):
+                      squeeze_filters, prefix, names, bn, drop_path_rate=0.0,
+                      project_activation=None):
     """Returns the inverted residual block with linear bottleneck (MobileNetV2, Sandler et al.
     2018, Table 1), optionally with squeeze-and-excite (MobileNetV3).
 
@@ -168,6 +171,9 @@ def inverted_residual(x, *, expanded, filters, kernel_size, strides, activation,
       expanded: expansion channels, or None for a block without expansion conv.
       squeeze_filters: SE bottleneck channels, or None for no SE.
       prefix: the block's layer-name prefix; ``names`` gives the suffixes.
+      project_activation: None (the linear bottleneck) or an activation after the projection's
+        BN, before the shortcut: the non-linear bottleneck of the MobileNetV2 paper's ablation
+        (Fig. 6a).
     """
     shortcut = x
     in_channels = x.shape[-1]
@@ -189,6 +195,8 @@ def inverted_residual(x, *, expanded, filters, kernel_size, strides, activation,
         x = squeeze_excite(x, channels, squeeze_filters, prefix + names.squeeze_excite)
     x = layers.Conv2D(filters, 1, padding="same", use_bias=False, name=prefix + names.project)(x)
     x = batch_norm(x, prefix + names.project_bn, bn)
+    if project_activation is not None:
+        x = activation_layer(project_activation, prefix + names.project_act)(x)
     if strides == 1 and in_channels == filters:
         if drop_path_rate > 0:
             x = StochasticDepth(drop_path_rate, name=prefix + names.drop_path)(x)

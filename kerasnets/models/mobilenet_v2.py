@@ -30,7 +30,7 @@ BN = BNConfig(epsilon=1e-3, momentum=0.999)
 
 def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights=None, input_tensor=None,
                 pooling=None, classes=1000, dropout_rate=0.0, classifier_activation="softmax",
-                drop_path_rate=0.0):
+                drop_path_rate=0.0, linear_bottleneck=True):
     """Returns a MobileNetV2 ``keras.Model`` (keras.applications.MobileNetV2's convention).
 
     Args:
@@ -46,10 +46,20 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights=None, inp
       classifier_activation: activation of the classifier output, or None for logits.
       drop_path_rate: stochastic depth rate of the last residual block, rising linearly from 0
         over the residual blocks; identity at inference. 0 disables it.
+      linear_bottleneck: True (the paper's block: no activation after the 1x1 projection) or
+        False, the ablation of the paper's Fig. 6a: ReLU6 after every projection (layers
+        ``*project_relu``), before the shortcut. No weights change, so weight files load either
+        way.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
     """
     check_common_args(weights, include_top, pooling, classes, classifier_activation, dropout_rate)
     alpha = check_positive_number("alpha", alpha)
     drop_path_rate = check_rate("drop_path_rate", drop_path_rate)
+    if not isinstance(linear_bottleneck, bool):
+        raise ValueError("`linear_bottleneck` must be True or False; received "
+                         f"linear_bottleneck={linear_bottleneck!r}")
     img_input, inputs = model_input(input_shape, input_tensor, default_size=224, min_size=32,
                                     include_top=include_top, static_when_top=False)
 
@@ -69,6 +79,7 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights=None, inp
                 prefix="expanded_conv_" if block_id == 0 else f"block_{block_id}_",
                 names=V2_NAMES, bn=BN,
                 drop_path_rate=drop_path_rate * block_id / (total - 1),
+                project_activation=None if linear_bottleneck else "relu6",
             )
             block_id += 1
 

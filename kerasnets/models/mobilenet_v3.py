@@ -64,9 +64,12 @@ LAST_CONV_EXPANSION = 6  # the 1x1 conv after the last bneck: 6x its channels (9
 BN = BNConfig(epsilon=1e-3, momentum=0.999)
 
 
+ACTIVATION_CHOICES = (HS, RE)
+
+
 def _mobilenet_v3(table, last_point, model_type, input_shape, alpha, minimalistic, include_top,
                   weights, input_tensor, classes, pooling, dropout_rate, classifier_activation,
-                  include_preprocessing, drop_path_rate):
+                  include_preprocessing, drop_path_rate, activation, se):
     """Returns a MobileNetV3 model decoded from ``table`` (rows in the paper's order)."""
     check_common_args(weights, include_top, pooling, classes, classifier_activation, dropout_rate)
     alpha = check_positive_number("alpha", alpha)
@@ -77,13 +80,19 @@ def _mobilenet_v3(table, last_point, model_type, input_shape, alpha, minimalisti
         raise ValueError(
             f"`include_preprocessing` must be True or False; received {include_preprocessing!r}"
         )
+    if activation not in ACTIVATION_CHOICES:
+        raise ValueError(f"`activation` must be one of {ACTIVATION_CHOICES}; received "
+                         f"activation={activation!r}")
+    if not isinstance(se, bool):
+        raise ValueError(f"`se` must be True or False; received se={se!r}")
     img_input, inputs = model_input(input_shape, input_tensor, default_size=None, min_size=32,
                                     include_top=include_top, static_when_top=False)
 
     # The minimalistic variant (keras.applications, TF-Slim): no SE, ReLU for hard-swish, and
-    # 3x3 depthwise kernels.
+    # 3x3 depthwise kernels. activation="relu" alone is the ablation of the paper's Table 5
+    # (ReLU where the paper uses hard-swish); the SE gate keeps its hard-sigmoid.
     def nl(kind):
-        return RE if minimalistic else kind
+        return RE if minimalistic or activation == RE else kind
 
     x = img_input
     if include_preprocessing:
@@ -105,7 +114,7 @@ def _mobilenet_v3(table, last_point, model_type, input_shape, alpha, minimalisti
             strides=row.stride,
             activation=nl(row.nl),
             squeeze_filters=(make_divisible(expanded * SE_RATIO)
-                             if row.se and not minimalistic else None),
+                             if row.se and se and not minimalistic else None),
             prefix="expanded_conv/" if block_id == 0 else f"expanded_conv_{block_id}/",
             names=V3_NAMES, bn=BN,
             drop_path_rate=drop_path_rate * block_id / (len(table) - 1),
@@ -148,25 +157,34 @@ _ARGS_DOC = """
       include_preprocessing: rescale inputs from [0, 255] to [-1, 1] inside the model.
       drop_path_rate: stochastic depth rate of the last residual block, rising linearly from 0;
         identity at inference. 0 disables it.
+      activation: "hard_swish" (the paper's) or "relu": the ablation with ReLU wherever the
+        paper's NL column (and its stem and head) use hard-swish (paper Table 5 compares them).
+      se: True (the paper's) or False: the ablation without squeeze-and-excite in the blocks
+        whose SE column is checked (the SE convs' parameters go away).
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
 """
 
 
 def MobileNetV3Large(input_shape=None, alpha=1.0, minimalistic=False, include_top=True,
                      weights=None, input_tensor=None, classes=1000, pooling=None,
                      dropout_rate=0.2, classifier_activation="softmax",
-                     include_preprocessing=True, drop_path_rate=0.0):
+                     include_preprocessing=True, drop_path_rate=0.0, activation=HS, se=True):
     return _mobilenet_v3(LARGE, LARGE_LAST_POINT, "large", input_shape, alpha, minimalistic,
                          include_top, weights, input_tensor, classes, pooling, dropout_rate,
-                         classifier_activation, include_preprocessing, drop_path_rate)
+                         classifier_activation, include_preprocessing, drop_path_rate,
+                         activation, se)
 
 
 def MobileNetV3Small(input_shape=None, alpha=1.0, minimalistic=False, include_top=True,
                      weights=None, input_tensor=None, classes=1000, pooling=None,
                      dropout_rate=0.2, classifier_activation="softmax",
-                     include_preprocessing=True, drop_path_rate=0.0):
+                     include_preprocessing=True, drop_path_rate=0.0, activation=HS, se=True):
     return _mobilenet_v3(SMALL, SMALL_LAST_POINT, "small", input_shape, alpha, minimalistic,
                          include_top, weights, input_tensor, classes, pooling, dropout_rate,
-                         classifier_activation, include_preprocessing, drop_path_rate)
+                         classifier_activation, include_preprocessing, drop_path_rate,
+                         activation, se)
 
 
 MobileNetV3Large.__doc__ = ("Returns a MobileNetV3-Large ``keras.Model`` (paper Table 1; "
