@@ -13,13 +13,7 @@ The package follows the pipeline, each stage importing only the stages before it
 command) sit on top.
 """
 
-from kerasnets import layers
-from kerasnets.models import (
-    DenseNet, DenseNet121, DenseNet169, DenseNet201, DenseNet264, DenseNetCifar, GoogLeNet,
-    MobileNet, MobileNetV1, MobileNetV2, MobileNetV3Large, MobileNetV3Small,
-    MobileNetV4ConvMedium, MobileNetV4ConvSmall, MSDNetCifar, MultiExitDenseNetCifar, Profile,
-    ResNet50, ResNet101, ResNeXt50_32x4d, Xception, create_model, list_models, profile,
-)
+import importlib
 
 __version__ = "0.1.0"
 
@@ -30,3 +24,20 @@ __all__ = [
     "ResNet101", "ResNeXt50_32x4d", "MSDNetCifar", "MultiExitDenseNetCifar",
     "Profile", "profile", "create_model", "list_models", "layers",
 ]
+
+
+def __getattr__(name):
+    # The public names are imported on first use (PEP 562): importing TensorFlow takes seconds
+    # and prints its C++ start-up lines, and the `kerasnets` command (kerasnets.cli) must decide
+    # how quiet that is, and answer --help, before TensorFlow is imported.
+    if name == "layers":
+        return importlib.import_module("kerasnets.layers")
+    if name in __all__:
+        value = getattr(importlib.import_module("kerasnets.models"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kerasnets' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,8 +1,6 @@
 """``python -m kerasnets``: the same as the ``kerasnets`` command."""
 
-import sys
-
-from kerasnets.cli import main
+from kerasnets.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

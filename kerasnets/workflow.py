@@ -1,12 +1,15 @@
 """The main job of kerasnets: train, quantize and convert a registered model to TensorFlow Lite,
-then evaluate it and write the ``.tflite`` file with its ``report.json``.
+then evaluate it and write the ``.tflite`` file with its report.
 
-The pipeline: build the registered model for the data's classes (optionally from ``weights``);
-train the float model for ``epochs``; with ``qat``, quantization-aware fine-tuning
+The pipeline: build the registered model for the data's classes (optionally from ``weights``;
+with ``new_head``, every layer but the classifier from ``weights``: transfer learning); train
+the float model for ``epochs`` (none by default: it converts the model as given); with ``qat``,
+quantization-aware fine-tuning
 (``kerasnets.quantization.quantize_model``) for ``qat_epochs``; convert at ``precision`` (int8
 without ``qat`` is post-training full-integer quantization calibrated on ``data`` images);
-evaluate the Keras and TFLite models on ``eval_data``; write the ``.tflite`` file and
-``report.json`` into ``out``.
+evaluate the Keras and TFLite models on ``eval_data``; write the ``.tflite`` file and its report
+into ``out``: ``<model>_<precision>[_qat].tflite`` and ``<model>_<precision>[_qat].json``, so that
+several precisions converted into one folder keep one report each.
 
 Without ``data`` the embedded CIFAR-10 subset that ships with kerasnets is used (train split
 for training and calibration, test split for evaluation). With ``data`` but no ``eval_data``,
@@ -111,9 +114,10 @@ class Options:
     input_size: Optional[int] = None
     classes: Optional[int] = None
     weights: Optional[str] = None
+    new_head: bool = False
     data: Optional[Path] = None
     eval_data: Optional[Path] = None
-    epochs: int = 10
+    epochs: int = 0
     qat_epochs: int = 2
     learning_rate: float = 2e-3
     qat_learning_rate: float = 2e-4
@@ -151,6 +155,9 @@ def _check_options(opts):
             )
     if opts.classes is not None:
         check_positive_int("classes", opts.classes)
+    if opts.new_head and opts.weights is None:
+        raise ValueError("--new-head loads --weights into all but the classifier; it needs "
+                         "--weights")
     if opts.eval_data is not None and opts.data is None:
         raise ValueError("--eval-data needs --data (the embedded dataset has its own test split)")
     return entry
@@ -196,15 +203,48 @@ def tflite_name(opts):
     return f"{opts.model}_{opts.precision}{'_qat' if opts.qat else ''}.tflite"
 
 
+def report_path(tflite_path):
+    """Returns the path of the report of a ``.tflite`` model: beside it, with its name and the
+    ``.json`` suffix (``out/m_int8.tflite`` -> ``out/m_int8.json``)."""
+    return Path(tflite_path).with_suffix(".json")
+
+
+def build_model(opts, image_size, num_classes):
+    """Returns the Keras model of ``opts.model`` for ``num_classes`` classes at ``image_size``.
+
+    ``opts.weights`` is loaded into the whole model, or with ``opts.new_head`` into the
+    ``include_top=False`` part only (checked against the file by layer name and shape), the
+    classifier on top keeping its initial weights: a 1000-class ImageNet file then starts a
+    model for the data's classes. Raises ``ValueError`` if the file does not fit.
+    """
+    from kerasnets.models.registry import create_model
+
+    kwargs = dict(opts.model_kwargs, input_shape=(image_size, image_size, 3))
+    if not opts.new_head:
+        try:
+            return create_model(opts.model, classes=num_classes, weights=opts.weights, **kwargs)
+        except ValueError as err:
+            if opts.weights is None:
+                raise
+            raise ValueError(f"{err} (a file for another number of classes: --new-head loads "
+                             "all but its classifier)") from err
+    model = create_model(opts.model, classes=num_classes, **kwargs)
+    backbone = create_model(opts.model, include_top=False, weights=opts.weights, **kwargs)
+    for layer in backbone.layers:
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    return model
+
+
 def run(opts):
-    """Returns the report (a dict, also written as ``report.json``) of the whole pipeline.
+    """Returns the report (a dict, also written beside the model: ``report_path``) of the whole
+    pipeline.
 
     Raises ``ValueError`` on bad input (unknown model, missing/empty data folders, class sets
     that differ, bad options, an output folder that cannot be written), before any training.
     """
     from kerasnets import data
     from kerasnets._keras import keras
-    from kerasnets.models.registry import create_model
 
     entry = _check_options(opts)
     out = check_writable_dir(opts.out)
@@ -223,8 +263,7 @@ def run(opts):
              len(train_set), len(eval_set), num_classes, mode)
 
     keras.utils.set_random_seed(opts.seed)
-    model = create_model(opts.model, input_shape=(image_size, image_size, 3),
-                         classes=num_classes, weights=opts.weights, **opts.model_kwargs)
+    model = build_model(opts, image_size, num_classes)
     if len(model.outputs) != 1:
         raise ValueError(
             f"--model {opts.model} has {len(model.outputs)} outputs (one per exit); this "
@@ -234,12 +273,14 @@ def run(opts):
               "classes": num_classes, "class_names": list(train_set.class_names),
               "preprocessing": mode, "precision": opts.precision, "qat": opts.qat,
               "hard_swish": opts.hard_swish, "int8_io": opts.int8_io,
-              "weights": str(opts.weights) if opts.weights else None,
+              "weights": str(opts.weights) if opts.weights else None, "new_head": opts.new_head,
               "data": train_set.source, "eval_data": eval_set.source,
               "train_images": len(train_set), "eval_images": len(eval_set),
               "skipped_images": len(set(train_set.skipped) | set(eval_set.skipped)),
               "epochs": opts.epochs, "qat_epochs": opts.qat_epochs if opts.qat else 0}
 
+    if opts.new_head and not opts.epochs and not (opts.qat and opts.qat_epochs):
+        log.warning("--new-head without training (--epochs 0): the new classifier is untrained")
     start = time.perf_counter()
     if opts.epochs:
         log.info("training the float model: %d epochs", opts.epochs)
@@ -298,10 +339,11 @@ def run(opts):
     report["tflite_path"] = str(tflite_path)
     write_atomic(tflite_path, tflite_model)
     try:
-        write_atomic(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+        write_atomic(report_path(tflite_path), (json.dumps(report, indent=2) + "\n").encode())
     except BaseException:
         # A model without its report would look like a finished run.
         tflite_path.unlink()
         raise
-    log.info("wrote %s (%d bytes) and %s", tflite_path, len(tflite_model), out / "report.json")
+    log.info("wrote %s (%d bytes) and %s", tflite_path, len(tflite_model),
+             report_path(tflite_path))
     return report

@@ -1,15 +1,24 @@
-"""Tests of the command line ``python -m kerasnets`` (``profile`` and ``demo``)."""
+"""Tests of the command line ``kerasnets`` / ``python -m kerasnets``: the dispatcher, quiet
+start-up, ``profile``, ``predict`` and ``demo``."""
 
+import json
 import logging
 import os
+import re
 import subprocess
 import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
 
-from kerasnets.cli import main
+from kerasnets import export, workflow
+from kerasnets._keras import keras, layers
+from kerasnets.cli import demo, main
 
+
+def _environment_without_tf_settings():
+    # The test's own TF_CPP_MIN_LOG_LEVEL (conftest) would hide part of what is checked.
+    return {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
 
 
 @pytest.mark.parametrize("args, params, macs", [
@@ -46,13 +55,125 @@ def test_demo_with_unwritable_out_exits_2_before_training(tmp_path, caplog):
     assert "cannot be written" in caplog.text
 
 
-def test_python_dash_m_kerasnets_runs(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def test_python_dash_m_kerasnets_prints_nothing_on_stderr(tmp_path):
+    # TensorFlow writes its C++ start-up lines (oneDNN, CUDA, CPU features) at import, before
+    # TF_CPP_MIN_LOG_LEVEL is read; the kerasnets program hides them unless -v.
     done = subprocess.run([sys.executable, "-m", "kerasnets", "profile", "mobilenet_v3_small",
-                           "--input-size", "32"], cwd=tmp_path, env=env, capture_output=True,
+                           "--input-size", "32"], cwd=tmp_path,
+                          env=_environment_without_tf_settings(), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("MobilenetV3small:")
+    assert done.stderr == ""
+
+
+def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "kerasnets", "profile", "mobilenet_v9"],
+                          cwd=tmp_path, env=_environment_without_tf_settings(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert " ERROR Unknown model name 'mobilenet_v9'" in line
+
+
+def test_help_imports_no_tensorflow():
+    code = ("import sys\n"
+            "from kerasnets.cli import main\n"
+            "try:\n"
+            "    main(['--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "predict" in done.stdout
+
+
+def test_demo_trains_the_converter_does_not(monkeypatch):
+    seen = []
+    monkeypatch.setattr(workflow, "run", seen.append)
+    demo.run_demo("unused")
+    assert seen[0].epochs == demo.DEMO_EPOCHS > 0 and seen[0].qat
+    assert workflow.Options(model="m", out="o").epochs == 0
+
+
+# --- predict ---------------------------------------------------------------------------------
+
+CLASSES = ["cat", "dog", "ship"]
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """Returns ``(folder, keras model, images)``: a 3-class CNN converted to fp32 as
+    ``tiny_fp32.tflite`` with the report kerasnets convert writes beside it, and three 32x32
+    RGB images saved as PNG (lossless: the test knows their exact pixels)."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("predict")
+    keras.utils.set_random_seed(1)
+    inputs = layers.Input((32, 32, 3))
+    x = layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(3, activation="softmax")(x))
+    tflite_path = folder / "tiny_fp32.tflite"
+    tflite_path.write_bytes(export.convert(model, "fp32"))
+    workflow.report_path(tflite_path).write_text(json.dumps(
+        {"class_names": CLASSES, "input_size": 32, "preprocessing": "tf"}))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    return folder, model, images
+
+
+def test_predict_prints_the_top_k_classes_with_probabilities(converted, capsys):
+    folder, model, images = converted
+    paths = [str(folder / f"{i}.png") for i in range(3)]
+    assert main(["predict", str(folder / "tiny_fp32.tflite"), *paths, "--top", "2",
+                 "--json"]) == 0
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # "tf" preprocessing is x / 127.5 - 1 (keras.applications.mobilenet_v2.preprocess_input).
+    want = model.predict(images.astype("float32") / 127.5 - 1.0, verbose=0)
+    assert [r["image"] for r in results] == paths
+    for result, probabilities in zip(results, want):
+        order = np.argsort(probabilities)[::-1][:2]
+        assert [t["class"] for t in result["top"]] == [CLASSES[i] for i in order]
+        np.testing.assert_allclose([t["probability"] for t in result["top"]],
+                                   probabilities[order], atol=1e-5)
+
+
+def test_predict_text_lines(converted, capsys):
+    folder, _, _ = converted
+    assert main(["predict", str(folder / "tiny_fp32.tflite"), str(folder / "0.png")]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{folder / '0.png'}: ")
+    # --top defaults to 5, capped by the 3 classes.
+    assert sorted(part.split()[0] for part in line.split(": ", 1)[1].split(", ")) == CLASSES
+
+
+@pytest.mark.parametrize("make_args, message", [
+    (lambda d: [d / "nowhere.tflite", d / "0.png"], "does not exist"),
+    (lambda d: [d / "no_report.tflite", d / "0.png"], "no report .*no_report.json"),
+    (lambda d: [d / "tiny_fp32.tflite", d / "missing.png"], "cannot be read"),
+    (lambda d: [d / "tiny_fp32.tflite", d / "tiny_fp32.json"], "not a decodable image"),
+    (lambda d: [d / "tiny_fp32.tflite", d / "0.png", "--top", "0"], "--top must be"),
+    (lambda d: [d / "tiny_fp32.tflite", d / "0.png", "--report", d / "bad.json"],
+     "has no 'class_names'"),
+    (lambda d: [d / "tiny_fp32.tflite", d / "0.png", "--report", d / "four.json"],
+     "3 outputs but its report names 4 classes"),
+])
+def test_predict_bad_input_exits_2(converted, make_args, message, caplog, capsys):
+    folder, _, _ = converted
+    (folder / "no_report.tflite").write_bytes((folder / "tiny_fp32.tflite").read_bytes())
+    (folder / "bad.json").write_text('{"input_size": 32}')
+    (folder / "four.json").write_text(json.dumps(
+        {"class_names": CLASSES + ["frog"], "input_size": 32, "preprocessing": "tf"}))
+    with caplog.at_level(logging.ERROR):
+        assert main(["predict", *map(str, make_args(folder))]) == 2
+    assert re.search(message, caplog.text)
+    assert capsys.readouterr().out == ""
 
 
 def test_help_lists_the_commands(capsys):

@@ -1,6 +1,8 @@
-"""Tests of tflite/convert.py: precisions, the command line, bad input, and the converter
-contract for every registered model (QAT + int8 conversion)."""
+"""Tests of the converter (kerasnets.export, kerasnets.workflow, ``kerasnets convert``):
+precisions, file modes, the command line, transfer learning through a new head, bad input, and
+the converter contract for every registered model (QAT + int8 conversion)."""
 
+import importlib
 import json
 import logging
 import os
@@ -18,7 +20,9 @@ from kerasnets.quantization.qat import quantize_model
 from kerasnets.models.registry import get_entry
 from kerasnets import export, workflow
 from kerasnets.cli import convert as convert_cli
-from kerasnets.export import convert as export_convert
+
+# The module, not the function kerasnets.export re-exports under the same name.
+export_convert = importlib.import_module("kerasnets.export.convert")
 
 CONTRACT_CLASSES = 4
 
@@ -167,6 +171,19 @@ def test_write_atomic_leaves_nothing_on_failure(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_write_atomic_gives_the_mode_open_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        export.write_atomic(tmp_path / "m.tflite", b"x")
+        with open(tmp_path / "reference", "wb"):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "reference").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "m.tflite").stat().st_mode & 0o777 == mode
+
+
 # --- command line ----------------------------------------------------------------------------
 
 @pytest.fixture
@@ -184,19 +201,24 @@ def tiny_folder(tmp_path):
     return root
 
 
-def test_cli_dynamic_writes_model_and_report(tiny_folder, tmp_path, caplog):
+def test_cli_dynamic_writes_model_and_report(tiny_folder, tmp_path, caplog, capsys):
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING):
         status = convert_cli.main(["--model", "mobilenet_v2", "--precision", "dynamic",
-                                 "--epochs", "0", "--data", str(tiny_folder), "--out", str(out),
-                                 "--no-progress"])
+                                   "--data", str(tiny_folder), "--out", str(out),
+                                   "--no-progress"])
     assert status == 0
     assert "corrupt.jpg" in caplog.text
-    report = json.loads((out / "report.json").read_text())
+    # stdout holds the JSON summary alone (Keras' progress lines go to stderr).
+    summary = json.loads(capsys.readouterr().out)
     tflite_path = out / "mobilenet_v2_dynamic.tflite"
-    assert report["tflite_path"] == str(tflite_path)
+    assert summary["report_path"] == str(out / "mobilenet_v2_dynamic.json")
+    report = json.loads((out / "mobilenet_v2_dynamic.json").read_text())
+    assert report["tflite_path"] == summary["tflite_path"] == str(tflite_path)
     assert report["size_bytes"] == tflite_path.stat().st_size
     assert report["precision"] == "dynamic" and report["qat"] is False
+    # No training unless asked: --epochs defaults to 0.
+    assert report["epochs"] == 0 and report["new_head"] is False
     assert report["classes"] == 3 and report["skipped_images"] == 1
     # 10 % of each class of --data held out: 1 image per class.
     assert report["eval_images"] == 3 and report["train_images"] == 3 * 8 - 3
@@ -206,7 +228,67 @@ def test_cli_dynamic_writes_model_and_report(tiny_folder, tmp_path, caplog):
     for key in ("float_accuracy", "tflite_accuracy", "agreement"):
         assert 0.0 <= report[key] <= 1.0
     assert report["convert_seconds"] > 0
-    assert sorted(p.name for p in out.iterdir()) == ["mobilenet_v2_dynamic.tflite", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["mobilenet_v2_dynamic.json",
+                                                     "mobilenet_v2_dynamic.tflite"]
+
+
+def test_two_precisions_in_one_folder_keep_one_report_each(tiny_folder, tmp_path):
+    out = tmp_path / "out"
+    for precision in ("fp32", "fp16"):
+        workflow.run(workflow.Options(model="mobilenet_v2", out=out, precision=precision,
+                                      data=tiny_folder, model_kwargs={"alpha": 0.35},
+                                      progress=False))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "mobilenet_v2_fp16.json", "mobilenet_v2_fp16.tflite",
+        "mobilenet_v2_fp32.json", "mobilenet_v2_fp32.tflite"]
+    for precision in ("fp32", "fp16"):
+        report = json.loads((out / f"mobilenet_v2_{precision}.json").read_text())
+        assert report["precision"] == precision
+        assert report["tflite_path"] == str(out / f"mobilenet_v2_{precision}.tflite")
+
+
+@pytest.fixture(scope="module")
+def imagenet_style_weights(tmp_path_factory):
+    """Returns ``(path, model)``: a 1000-class MobileNetV2 (32x32) with non-trivial BatchNorm
+    statistics and its weights saved as ``.h5``, the shape of keras.applications' ImageNet
+    file (the same layer names and weight shapes; the input size does not change them)."""
+    from helpers import randomize_batchnorm
+
+    keras.utils.set_random_seed(5)
+    model = randomize_batchnorm(kerasnets.create_model(
+        "mobilenet_v2", input_shape=(32, 32, 3), classes=1000), seed=5)
+    path = tmp_path_factory.mktemp("weights") / "mobilenet_v2_1000.h5"
+    model.save_weights(str(path))
+    return path, model
+
+
+def test_new_head_loads_all_but_the_classifier(imagenet_style_weights):
+    path, source = imagenet_style_weights
+    model = workflow.build_model(
+        workflow.Options(model="mobilenet_v2", out="unused", weights=str(path), new_head=True),
+        32, 2)
+    assert model.output_shape == (None, 2)
+    weighted = [layer for layer in model.layers if layer.weights]
+    # keras.applications' MobileNetV2 head: the 1000-way Dense "predictions" (Keras docs).
+    assert weighted[-1].name == "predictions"
+    for layer in weighted[:-1]:
+        for ours, theirs in zip(layer.get_weights(), source.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    assert len(weighted) == len([layer for layer in source.layers if layer.weights])
+
+
+def test_cli_transfer_learning_from_a_1000_class_file(imagenet_style_weights, tiny_folder,
+                                                      tmp_path, caplog):
+    path, _ = imagenet_style_weights
+    args = ["--model", "mobilenet_v2", "--weights", str(path), "--precision", "fp32",
+            "--data", str(tiny_folder), "--out", str(tmp_path / "out"), "--no-progress"]
+    with caplog.at_level(logging.ERROR):
+        assert convert_cli.main(args) == 2
+    assert "1000" in caplog.text and "--new-head" in caplog.text
+    assert convert_cli.main(args + ["--new-head"]) == 0
+    report = json.loads((tmp_path / "out" / "mobilenet_v2_fp32.json").read_text())
+    assert report["classes"] == 3 and report["new_head"] is True
+    assert report["weights"] == str(path)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -220,6 +302,7 @@ def test_cli_dynamic_writes_model_and_report(tiny_folder, tmp_path, caplog):
      "--classes 5 does not match the 3 class folders"),
     (["--model", "mobilenet_v2", "--out", "{tmp}/file.txt/out"], "cannot be written"),
     (["--model", "mobilenet_v2", "--input-size", "16"], "at least 32"),
+    (["--model", "mobilenet_v2", "--new-head"], "--new-head .* needs --weights"),
 ])
 def test_cli_bad_input_exits_2_with_a_message(args, message, tiny_folder, tmp_path, caplog):
     (tmp_path / "empty").mkdir()
@@ -305,7 +388,8 @@ def _contract_models():
 
 
 def _run_all_outputs(tflite_model, image):
-    """Returns every output of a ``.tflite`` model for one preprocessed image, as float32."""
+    """Returns every output of a ``.tflite`` model for one preprocessed image, as float32 (int8
+    inputs quantized and int8 outputs dequantized with the model's scales and zero points)."""
     interpreter = _interpreter(tflite_model, delegates=True)
     (inp,) = interpreter.get_input_details()
     if inp["dtype"] != np.float32:
@@ -313,16 +397,28 @@ def _run_all_outputs(tflite_model, image):
         image = np.clip(np.round(image / scale + zero), -128, 127)
     interpreter.set_tensor(inp["index"], image[None].astype(inp["dtype"]))
     interpreter.invoke()
-    return [interpreter.get_tensor(out["index"]).astype("float32")
-            for out in interpreter.get_output_details()]
+    outputs = []
+    for out in interpreter.get_output_details():
+        scale, zero = out["quantization"] if out["dtype"] != np.float32 else (1.0, 0)
+        outputs.append((interpreter.get_tensor(out["index"]).astype("float32") - zero) * scale)
+    return outputs
+
+
+def _non_integer_tensors(tflite_model):
+    """Returns ``{name: dtype}`` of every tensor (inputs, exits and outputs included) that is
+    neither int8 nor int32, read from LiteRT."""
+    return {t["name"]: np.dtype(t["dtype"]).name
+            for t in _interpreter(tflite_model).get_tensor_details()
+            if np.dtype(t["dtype"]) not in (np.int8, np.int32)}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", _contract_models())
 def test_qat_int8_contract(name, real_32):
     """QAT + int8 conversion of a registered model gives int8/int32 tensors everywhere but the
-    graph's entry and exit; MobileNetV3 has both hard-swish forms: the default one XNNPACK
-    partition without HARD_SWISH, the fused one with HARD_SWISH."""
+    graph's float entry and exit; with int8 inputs and outputs, int8/int32 in every tensor, the
+    exits included (issue 13 item 1). MobileNetV3 has both hard-swish forms: the default one
+    XNNPACK partition without HARD_SWISH, the fused one with HARD_SWISH."""
     entry = get_entry(name)
     size = max(32, entry.min_size)
     model = kerasnets.create_model(name, input_shape=(size, size, 3), classes=CONTRACT_CLASSES)
@@ -334,18 +430,22 @@ def test_qat_int8_contract(name, real_32):
     # after MobileNetV3's input rescaling).
     qat_model(calibration, training=True)
     default = export.convert(qat_model, "int8", calibration)
+    integer = export.convert(qat_model, "int8", calibration, int8_io=True)
 
     assert set(_inner_dtypes(default).values()) <= {"int8", "int32"}, _inner_dtypes(default)
-    outputs = _run_all_outputs(default, calibration[0])
-    assert len(outputs) == len(model.outputs)
-    for output in outputs:
-        assert output.shape == (1, CONTRACT_CLASSES)
-        np.testing.assert_allclose(output.sum(), 1.0, atol=0.02)  # softmax probabilities
-    assert "HARD_SWISH" not in _ops(default)
+    assert _non_integer_tensors(integer) == {}
+    for tflite_model in (default, integer):
+        outputs = _run_all_outputs(tflite_model, calibration[0])
+        assert len(outputs) == len(model.outputs)
+        for output in outputs:
+            assert output.shape == (1, CONTRACT_CLASSES)
+            np.testing.assert_allclose(output.sum(), 1.0, atol=0.02)  # softmax probabilities
+        assert "HARD_SWISH" not in _ops(tflite_model)
     if entry.family == "mobilenet_v3":
-        assert _partitions(default) == 1
+        assert _partitions(default) == _partitions(integer) == 1
         # The minimalistic variants have no hard-swish, hence no fused form to check.
         if not entry.fixed_kwargs.get("minimalistic", False):
-            fused = export.convert(qat_model, "int8", calibration, hard_swish="fused")
-            assert set(_inner_dtypes(fused).values()) <= {"int8", "int32"}
+            fused = export.convert(qat_model, "int8", calibration, int8_io=True,
+                                   hard_swish="fused")
+            assert _non_integer_tensors(fused) == {}
             assert "HARD_SWISH" in _ops(fused)

@@ -17,11 +17,12 @@ other errors.
 """
 
 import argparse
-import contextlib
 import importlib
 import sys
 
-from kerasnets.cli.common import VERBOSE_FLAGS, native_stderr_hidden, wants_verbose
+from kerasnets.cli.common import (
+    VERBOSE_FLAGS, configure_logging, hide_native_stderr, wants_verbose,
+)
 
 # command -> (module, one-line help). Modules are imported only for the command that runs:
 # TensorFlow's start-up is seconds, and `kerasnets --help` needs none of it.
@@ -56,9 +57,24 @@ def main(argv=None):
     """Returns the exit status of ``kerasnets [-v] COMMAND ARGS...``."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     command_argv = ["--verbose"] + args.args if args.verbose else args.args
-    # Decided before the command's module imports TensorFlow, whose C++ start-up lines are
-    # written at import, before any TensorFlow setting is read.
-    hidden = contextlib.nullcontext() if wants_verbose(command_argv) else native_stderr_hidden()
-    with hidden:
-        module = importlib.import_module(COMMANDS[args.command][0])
-        return module.main(command_argv, prog=f"kerasnets {args.command}")
+    # Before the command's own set-up, so that every command logs in the one format.
+    configure_logging(verbose=wants_verbose(command_argv))
+    module = importlib.import_module(COMMANDS[args.command][0])
+    return module.main(command_argv, prog=f"kerasnets {args.command}")
+
+
+def run():
+    """The ``kerasnets`` program (console script, ``python -m kerasnets``): exits with the
+    status of ``main``, TensorFlow's native log lines hidden unless ``-v``.
+
+    Hidden from the start, since TensorFlow writes them when it is imported, and to the end,
+    since it writes more at exit; written out if the command crashes, with the traceback.
+    """
+    write_hidden = None if wants_verbose(sys.argv[1:]) else hide_native_stderr()
+    try:
+        status = main()
+    except Exception:
+        if write_hidden is not None:
+            write_hidden()
+        raise
+    sys.exit(status)

@@ -1,7 +1,12 @@
-"""``kerasnets convert``: train, quantize and convert a kerasnets model to TensorFlow Lite, then
-evaluate it (``kerasnets.workflow``).
+"""``kerasnets convert``: convert a kerasnets model to TensorFlow Lite and evaluate it; train it
+first only when asked (``--epochs``, ``--qat``) (``kerasnets.workflow``).
 
-    kerasnets convert --model mobilenet_v3_small --precision int8 --qat --out out/v3s
+    kerasnets convert --model mobilenet_v2 --weights W.h5 --precision int8 --data calib/
+    kerasnets convert --model mobilenet_v2 --weights imagenet.h5 --new-head --data cats_dogs/ \
+        --epochs 5 --precision int8 --qat --out out/cats_dogs
+
+Prints a JSON summary on stdout; writes ``<model>_<precision>[_qat].tflite`` and its report
+``<model>_<precision>[_qat].json`` into ``--out``.
 """
 
 import argparse
@@ -9,9 +14,9 @@ import json
 import logging
 from pathlib import Path
 
-from kerasnets.cli.common import call_reporting_errors, configure_logging
+from kerasnets.cli.common import add_verbose_argument, call_reporting_errors, configure_logging
 from kerasnets.export.convert import PRECISIONS
-from kerasnets.workflow import Options, run
+from kerasnets.workflow import Options, report_path, run
 
 log = logging.getLogger("kerasnets.convert")
 
@@ -30,12 +35,17 @@ def build_parser(prog="kerasnets convert"):
                         help="number of classes; must match the class folders of the data")
     parser.add_argument("--weights", help="initial weights (.h5 of kerasnets or "
                         "keras.applications built with the same arguments)")
+    parser.add_argument("--new-head", action="store_true",
+                        help="load --weights into all but the classifier, which starts anew "
+                             "for the classes of the data (transfer learning, e.g. from a "
+                             "1000-class ImageNet file; train it with --epochs)")
     parser.add_argument("--precision", choices=PRECISIONS, default="int8",
                         help="TFLite precision (default: %(default)s)")
     parser.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning "
-                        "before full-integer conversion (needs --precision int8)")
+                        "(--qat-epochs) before full-integer conversion (needs --precision int8)")
     parser.add_argument("--epochs", type=int, default=Options.epochs,
-                        help="float training epochs, 0 to skip (default: %(default)s)")
+                        help="float training epochs (default: %(default)s, convert the model "
+                             "as loaded)")
     parser.add_argument("--qat-epochs", type=int, default=Options.qat_epochs,
                         help="quantization-aware fine-tuning epochs (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=Options.learning_rate,
@@ -61,19 +71,21 @@ def build_parser(prog="kerasnets convert"):
                              "report its size and accuracy")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("out/convert"),
-                        help="output folder for the .tflite and report.json "
+                        help="output folder for the .tflite and its .json report "
                              "(default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None, prog="kerasnets convert"):
     """Returns the exit status of the command line (0 success, 2 bad input, 1 other errors)."""
     args = build_parser(prog).parse_args(argv)
-    configure_logging()
+    configure_logging(verbose=args.verbose)
     opts = Options(
         model=args.model, out=args.out, precision=args.precision, qat=args.qat,
         input_size=args.input_size, classes=args.classes, weights=args.weights,
+        new_head=args.new_head,
         data=args.data, eval_data=args.eval_data, epochs=args.epochs,
         qat_epochs=args.qat_epochs, learning_rate=args.learning_rate,
         qat_learning_rate=args.qat_learning_rate, batch_size=args.batch_size,
@@ -84,8 +96,10 @@ def main(argv=None, prog="kerasnets convert"):
     status, report = call_reporting_errors(log, run, opts)
     if status:
         return status
-    print(json.dumps({k: report[k] for k in (
+    summary = {k: report[k] for k in (
         "model", "precision", "qat", "tflite_path", "size_bytes", "float_accuracy",
         "qat_accuracy", "tflite_accuracy", "agreement", "xnnpack_partitions",
-        "convert_seconds")}, indent=2))
+        "convert_seconds")}
+    summary["report_path"] = str(report_path(report["tflite_path"]))
+    print(json.dumps(summary, indent=2))
     return 0

@@ -4,7 +4,7 @@ Trains a small MobileNetV3 on the CIFAR-10 subset that ships with kerasnets, fin
 quantization-aware training, converts it to a full-integer (int8) TFLite model in the form
 LiteRT's XNNPACK delegate runs as one partition, evaluates the float Keras model, the QAT model,
 the int8 TFLite model (and an fp32 TFLite conversion for size), writes the ``.tflite`` and
-``report.json`` (``kerasnets.workflow``) and prints a short table.
+its ``.json`` report (``kerasnets.workflow``) and prints a short table.
 """
 
 import argparse
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from kerasnets import workflow
-from kerasnets.cli.common import call_reporting_errors, configure_logging
+from kerasnets.cli.common import add_verbose_argument, call_reporting_errors, configure_logging
 
 log = logging.getLogger("kerasnets.cli.demo")
 
@@ -81,7 +81,8 @@ def format_table(report, seconds=None):
     if seconds is not None:
         times += f", total {seconds / 60:.1f} min"
     lines.append(times)
-    lines.append(f"wrote {report['tflite_path']} and report.json")
+    lines.append(f"wrote {report['tflite_path']} and "
+                 f"{workflow.report_path(report['tflite_path'])}")
     return "\n".join(lines)
 
 
@@ -91,17 +92,19 @@ def build_parser(prog="kerasnets demo"):
         prog=prog, description=__doc__.split("\n\n")[0],
         epilog="Exit status: 0 on success, 2 on bad input, 1 on other errors.")
     parser.add_argument("--out", default="out/demo",
-                        help="folder for the .tflite and report.json (default: %(default)s)")
+                        help="folder for the .tflite and its .json report (default: "
+                             "%(default)s)")
     parser.add_argument("--hard-swish", choices=("xnnpack", "fused"), default="xnnpack",
                         help="int8 form of hard-swish (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_verbose_argument(parser)
     return parser
 
 
 def main(argv=None, prog="kerasnets demo"):
     """Returns the exit status of ``kerasnets demo`` after printing the table."""
     args = build_parser(prog).parse_args(argv)
-    configure_logging()
+    configure_logging(verbose=args.verbose)
     start = time.perf_counter()
     status, report = call_reporting_errors(log, run_demo, args.out, hard_swish=args.hard_swish,
                                            progress=not args.no_progress,

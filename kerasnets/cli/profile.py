@@ -4,7 +4,7 @@ per layer and in total (``kerasnets.models.profiler``)."""
 import argparse
 import logging
 
-from kerasnets.cli.common import call_reporting_errors, configure_logging
+from kerasnets.cli.common import add_verbose_argument, call_reporting_errors, configure_logging
 
 log = logging.getLogger("kerasnets.profile")
 
@@ -19,6 +19,7 @@ def build_parser(prog="kerasnets profile"):
                         help="square input side (default: the model's default size)")
     parser.add_argument("--classes", type=int, default=1000,
                         help="classifier classes (default: %(default)s)")
+    add_verbose_argument(parser)
     return parser
 
 
@@ -35,7 +36,7 @@ def profile_text(name, input_size=None, classes=1000):
 def main(argv=None, prog="kerasnets profile"):
     """Returns the exit status of ``kerasnets profile`` after printing the table."""
     args = build_parser(prog).parse_args(argv)
-    configure_logging()
+    configure_logging(verbose=args.verbose)
     status, table = call_reporting_errors(log, profile_text, args.name, args.input_size,
                                           args.classes)
     if table is not None:
