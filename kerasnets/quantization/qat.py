@@ -21,9 +21,13 @@ form of the exported graph (one XNNPACK partition by default).
 """
 
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.quantization.keras import (
+    quantize_layer as _quantize_layer,
+)
 
 from kerasnets._keras import keras
 from kerasnets.layers import HardSigmoid, HardSwish, StochasticDepth, custom_objects
+from kerasnets.models.graph import LayerGraph, inline_submodels
 
 _tfq = tfmot.quantization.keras
 
@@ -88,6 +92,75 @@ class NoOpQuantizeConfig(OutputQuantizeConfig):
         return {}
 
 
+@keras.utils.register_keras_serializable(package="kerasnets")
+class QuantizeWrapperV2(_tfq.QuantizeWrapperV2):
+    """tfmot's ``QuantizeWrapperV2`` whose weights follow ``trainable`` and load from ``.keras``.
+
+    tfmot's wrapper lists the wrapped layer's quantized weights (kernel, depthwise kernel) as
+    trainable whatever the layer's ``trainable`` says, so a frozen layer kept training under
+    QAT. Here a frozen wrapper has no trainable weights, as every Keras layer. Its range
+    variables are not trained by the optimizer in any case: tfmot's 8-bit quantizers set them
+    in training mode (weights: their last min/max; activations: a moving average of the batch
+    min/max), in frozen layers too, since the int8 model needs every layer's ranges.
+
+    tfmot also collects the wrapped layer's weights before building it, which ``.keras``
+    loading (``build_from_config``) does: the list came out shorter than the one saved.
+    """
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        super().build(input_shape)
+
+    @property
+    def trainable_weights(self):
+        return super().trainable_weights if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        if self.trainable:
+            return super().non_trainable_weights
+        # The order of the trainable case, so saved weights load whatever `trainable` says.
+        return self._dedup_weights(
+            self._trainable_weights + self.layer.weights + self._non_trainable_weights
+        )
+
+
+@keras.utils.register_keras_serializable(package="kerasnets")
+class QuantizeLayer(_quantize_layer.QuantizeLayer):
+    """tfmot's ``QuantizeLayer`` (the input quantizer) that marks itself built.
+
+    tfmot's ``build`` does not, so ``.keras`` loading built it twice (once from its build
+    config, once when the graph was rebuilt) and then found 5 variables for the 3 saved.
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.built = True
+
+
+# tfmot's classes (by name) and the kerasnets classes that replace them in every QAT model.
+_FIXED_CLASSES = {cls.__name__: cls for cls in (QuantizeWrapperV2, QuantizeLayer)}
+
+
+def _with_fixed_classes(qat_model):
+    """Returns ``qat_model`` rebuilt with the kerasnets wrapper classes, weights copied."""
+    config = qat_model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] in _FIXED_CLASSES:
+            cls = _FIXED_CLASSES[layer["class_name"]]
+            layer["module"] = cls.__module__
+            layer["registered_name"] = keras.utils.get_registered_name(cls)
+            # Built when called, inside the layer's name scope, the variables keep tfmot's
+            # names ("quant_conv/kernel_min"); a build from the config would drop the scope.
+            layer.pop("build_config", None)
+    fixed = keras.Model.from_config(config)
+    # Layer by layer: a frozen layer's weights come in the same order in both classes.
+    for source, target in zip(qat_model.layers, fixed.layers):
+        target.set_weights(source.get_weights())
+    return fixed
+
+
 def _quantize_objects():
     return {
         **custom_objects(),
@@ -101,7 +174,7 @@ def quantize_scope(*args):
 
     Includes tfmot's quantization objects, the kerasnets layers and the kerasnets
     QuantizeConfigs; ``args`` are further ``{name: class}`` dicts, as in tfmot's
-    ``quantize_scope``.
+    ``quantize_scope``. ``.h5``, SavedModel and ``.keras`` files all load in it.
     """
     return _tfq.quantize_scope(_quantize_objects(), *args)
 
@@ -118,60 +191,20 @@ def _as_functional(model):
                 f"`model` must be built with known inputs; received the unbuilt Sequential model "
                 f"{model.name!r}. Start it with keras.Input(shape)."
             )
-        return keras.Model(model.inputs, model.outputs, name=model.name)
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     if not model._is_graph_network:
         raise ValueError(
             f"`model` must be a functional or Sequential keras model; received the subclassed "
             f"model {model.name!r} ({type(model).__name__}), whose layer graph is not known."
         )
-    return model
+    try:
+        return inline_submodels(model)
+    except ValueError as error:
+        raise ValueError(f"quantize_model: {error}") from None
 
 
 def _activation_name(activation):
     return getattr(activation, "__name__", type(activation).__name__)
-
-
-def _inbound_layer_names(node_data):
-    """Yields the producer names in a layer config's serialized inbound node data.
-
-    An input is ``[layer_name, node_index, tensor_index(, kwargs)]``, nested in lists (one per
-    call) or in the kwargs of layers such as ``TFOpLambda``.
-    """
-    if isinstance(node_data, dict):
-        for value in node_data.values():
-            yield from _inbound_layer_names(value)
-    elif isinstance(node_data, (list, tuple)):
-        if len(node_data) in (3, 4) and isinstance(node_data[0], str) and isinstance(
-            node_data[1], int
-        ):
-            yield node_data[0]
-            if len(node_data) == 4:
-                yield from _inbound_layer_names(node_data[3])
-        else:
-            for item in node_data:
-                yield from _inbound_layer_names(item)
-
-
-class _Graph:
-    """The producer and consumer names of every layer of a functional model's config."""
-
-    def __init__(self, model):
-        config = model.get_config()
-        self.producers = {}
-        self.consumers = {l["config"]["name"]: [] for l in config["layers"]}
-        self.calls = {}
-        for layer in config["layers"]:
-            name = layer["config"]["name"]
-            self.calls[name] = len(layer["inbound_nodes"])
-            self.producers[name] = list(_inbound_layer_names(layer["inbound_nodes"]))
-            for producer in self.producers[name]:
-                self.consumers[producer].append(name)
-        for output in _inbound_layer_names(config["output_layers"]):
-            self.consumers[output].append(None)
-
-    def only_consumer(self, model, name):
-        consumers = self.consumers[name]
-        return model.get_layer(consumers[0]) if len(consumers) == 1 and consumers[0] else None
 
 
 def _is_relu(layer):
@@ -218,8 +251,6 @@ def _quantize_config(model, graph, layer, registry, quantize_configs):
     for key in (layer.name, type(layer)):
         if key in quantize_configs:
             return _copy_config(quantize_configs[key])
-    if isinstance(layer, keras.Model):
-        raise _unsupported(layer, "is a nested model, which tfmot cannot quantize")
     activation = getattr(layer, "activation", None)
     if activation is not None and _activation_name(activation) not in _QUANTIZABLE_ACTIVATIONS:
         raise _unsupported(
@@ -238,8 +269,8 @@ def _quantize_config(model, graph, layer, registry, quantize_configs):
         if registry.supports(layer) or type(layer).__name__ in _TRANSFORMED_CLASSES:
             return None
         raise _unsupported(layer, "has no int8 quantization rule in tfmot or kerasnets")
-    consumer = graph.only_consumer(model, layer.name)
-    if consumer is not None and _is_relu(consumer):
+    consumer = graph.only_consumer(layer.name)
+    if consumer is not None and _is_relu(model.get_layer(consumer)):
         return NoOpQuantizeConfig()
     return OutputQuantizeConfig()
 
@@ -270,7 +301,7 @@ def quantize_model(model, quantize_configs=None):
                 f"{type(config).__name__} for key {key!r}"
             )
     functional = _as_functional(model)
-    graph = _Graph(functional)
+    graph = LayerGraph(functional)
     registry = _tfq.default_8bit.Default8BitQuantizeScheme().get_quantize_registry()
     configs = {
         layer.name: _quantize_config(functional, graph, layer, registry, quantize_configs)
@@ -283,4 +314,4 @@ def quantize_model(model, quantize_configs=None):
 
     with quantize_scope():
         annotated = keras.models.clone_model(functional, clone_function=annotate)
-        return _tfq.quantize_apply(annotated)
+        return _with_fixed_classes(_tfq.quantize_apply(annotated))
