@@ -22,6 +22,7 @@ __all__ = [
     "MobileNet", "MobileNetV1", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
     "MobileNetV4ConvSmall", "MobileNetV4ConvMedium", "GoogLeNet", "Xception", "ResNet50",
     "ResNet101", "ResNeXt50_32x4d", "MSDNetCifar", "MultiExitDenseNetCifar",
+    "VGG16", "VGG19", "AlexNet", "ZFNet",
     "Profile", "profile", "create_model", "list_models", "layers",
 ]
 

@@ -33,10 +33,10 @@ EMBEDDED_SPLITS = ("train", "test")
 #              MobileNetV1/V2, MobileNetV3 without its rescaling layer, Xception.
 # - "torch":   (x / 255 - mean) / std with the ImageNet mean/std (keras.applications "torch"
 #              mode): the ImageNet DenseNets; MobileNetV4 (TF Model Garden normalizes with the
-#              same ImageNet mean/std).
+#              same ImageNet mean/std); AlexNet and ZFNet (torchvision's AlexNet recipe).
 # - "caffe":   RGB -> BGR, minus the ImageNet BGR mean, no scaling (keras.applications "caffe"
 #              mode): ResNet (keras.applications.ResNet50's weights), GoogLeNet (the Caffe
-#              reference model's layer names and weights).
+#              reference model's layer names and weights), VGG (keras.applications.VGG16/19's).
 # - "cifar10": (x / 255 - mean) / std with the CIFAR-10 training-set mean/std: the CIFAR
 #              DenseNets and early-exit networks, the normalization of the DenseNet paper's
 #              CIFAR experiments (and what their include_preprocessing=True does inside).
@@ -51,6 +51,8 @@ FAMILY_MODES = {
     "densenet": "torch",
     "resnet": "caffe",
     "googlenet": "caffe",
+    "vgg": "caffe",
+    "alexnet": "torch",
     "densenet_cifar": "cifar10",
     "early_exit": "cifar10",
 }

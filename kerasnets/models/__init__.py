@@ -2,7 +2,8 @@
 
 - Families (each opens with its architecture as rows in the paper's order, then one builder):
   ``mobilenet_v1``, ``mobilenet_v2``, ``mobilenet_v3``, ``mobilenet_v4``, ``densenet``,
-  ``resnet``, ``googlenet``, ``xception``, ``early_exit`` (multi-exit DenseNet, MSDNet).
+  ``resnet``, ``googlenet``, ``xception``, ``vgg``, ``alexnet`` (AlexNet and ZFNet),
+  ``early_exit`` (multi-exit DenseNet, MSDNet).
 - ``registry``: ``list_models``, ``create_model``, ``get_entry`` (snake_case names).
 - ``convention``: the keras.applications calling convention (argument checks, input, pooling,
   classifier head).
@@ -11,6 +12,7 @@
 - ``profiler``: parameters and conv/dense MACs per layer.
 """
 
+from kerasnets.models.alexnet import AlexNet, ZFNet
 from kerasnets.models.densenet import (
     DenseNet, DenseNet121, DenseNet169, DenseNet201, DenseNet264, DenseNetCifar,
 )
@@ -23,6 +25,7 @@ from kerasnets.models.mobilenet_v4 import MobileNetV4ConvMedium, MobileNetV4Conv
 from kerasnets.models.profiler import Profile, profile
 from kerasnets.models.registry import create_model, get_entry, list_models
 from kerasnets.models.resnet import ResNet50, ResNet101, ResNeXt50_32x4d
+from kerasnets.models.vgg import VGG16, VGG19
 from kerasnets.models.xception import Xception
 
 __all__ = [
@@ -30,5 +33,6 @@ __all__ = [
     "MobileNet", "MobileNetV1", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
     "MobileNetV4ConvSmall", "MobileNetV4ConvMedium", "GoogLeNet", "Xception", "ResNet50",
     "ResNet101", "ResNeXt50_32x4d", "MSDNetCifar", "MultiExitDenseNetCifar",
+    "VGG16", "VGG19", "AlexNet", "ZFNet",
     "Profile", "profile", "create_model", "get_entry", "list_models",
 ]
