@@ -9,6 +9,7 @@ per stage of the pipeline.
     kerasnets report RECORDS.jsonl ...  tables and plots of benchmark records
     kerasnets profile NAME              parameters and MACs per layer
     kerasnets early-exit --stages ...   evaluate early-exit TFLite stages
+    kerasnets explain linear-bottleneck --out fig.png   MobileNetV2 Fig. 1, with numbers
 
 ``kerasnets COMMAND --help`` describes each. ``-v`` (before or after COMMAND) shows debug logs
 and TensorFlow's own log lines, hidden otherwise. Results (JSON, tables) go to stdout, logs and
@@ -35,6 +36,8 @@ COMMANDS = {
     "report": ("kerasnets.cli.report", "tables and plots of benchmark records"),
     "profile": ("kerasnets.cli.profile", "parameters and MACs of a registered model, per layer"),
     "early-exit": ("kerasnets.cli.early_exit", "evaluate early-exit TFLite stages"),
+    "explain": ("kerasnets.cli.explain", "figures and numbers behind design choices (linear "
+                "bottleneck)"),
 }
 
 
