@@ -661,11 +661,17 @@ def test_push_failure_fails_that_model_only(tmp_path, monkeypatch, models, binar
     assert "model net_b.tflite on device S1: adb push" in records[-1]["error"]
 
 
-def test_binary_missing_wrong_abi_or_not_executable(tmp_path, monkeypatch, models, binary):
+def test_binary_missing_wrong_abi_or_not_executable(tmp_path, monkeypatch, models, binary,
+                                                    caplog):
     fake = FakeAdb(tmp_path, monkeypatch, [device("S1")])
     out = tmp_path / "r.jsonl"
-    assert run_main(fake, out, models[:1], binary=tmp_path / "nope") == 1
-    assert "does not exist" in read_records(out)[-1]["error"]
+    # Bad input, refused before anything runs: exit 2, one line, no record.
+    assert run_main(fake, out, models[:1], binary=tmp_path / "nope") == 2
+    assert "--benchmark-binary" in caplog.text and "does not exist" in caplog.text
+    (tmp_path / "notes.txt").write_text("not a program")
+    assert run_main(fake, out, models[:1], binary=tmp_path / "notes.txt") == 2
+    assert "not an executable" in caplog.text
+    assert not fake.calls() and not out.exists()
 
     x86 = tmp_path / "x86_64_benchmark_model"
     x86.write_bytes(elf_header(62, 2))
@@ -673,10 +679,6 @@ def test_binary_missing_wrong_abi_or_not_executable(tmp_path, monkeypatch, model
     error = read_records(out)[-1]["error"]
     assert "is built for x86_64, but the device runs arm64-v8a" in error
     assert not [c for c in fake.calls() if "push" in c["argv"]]  # nothing was pushed
-
-    (tmp_path / "notes.txt").write_text("not a program")
-    assert run_main(fake, out, models[:1], binary=tmp_path / "notes.txt") == 1
-    assert "not an executable" in read_records(out)[-1]["error"]
 
 
 @pytest.mark.parametrize("chmod, words", [
@@ -718,8 +720,9 @@ def test_crash_failure_and_garbage_keep_earlier_records(tmp_path, monkeypatch, b
 def test_unsupported_delegate_and_bad_graph(tmp_path, monkeypatch, models, binary):
     fake = FakeAdb(tmp_path, monkeypatch, [device(
         "S1", bench={"unsupported_delegates": ["gpu"]})])
+    # A TFLite identifier, then a root offset past the end: only the device's verifier tells.
     junk = tmp_path / "junk.tflite"
-    junk.write_bytes(b"\0" * 64)
+    junk.write_bytes(b"\xff\xff\x00\x00TFL3" + bytes(8))
     out = tmp_path / "r.jsonl"
     status = run_main(fake, out, [models[0], junk], "--delegate", "gpu", "--delegate", "nnapi",
                       binary=binary)
@@ -759,12 +762,10 @@ def test_device_dropping_offline_mid_run_keeps_earlier_records(tmp_path, monkeyp
     assert all("device S1 is offline" in r["error"] for r in records[2:])
 
 
-def test_usage_errors_exit_2(tmp_path, models, binary, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        bench_cli.main([str(tmp_path / "missing.tflite"), "--out", str(tmp_path / "o.jsonl"),
-                        "--benchmark-binary", str(binary)])
-    assert exit_info.value.code == bench_cli.EXIT_USAGE
-    assert "missing.tflite" in capsys.readouterr().err
+def test_usage_errors_exit_2(tmp_path, models, binary, caplog):
+    assert bench_cli.main([str(tmp_path / "missing.tflite"), "--out", str(tmp_path / "o.jsonl"),
+                           "--benchmark-binary", str(binary)]) == bench_cli.EXIT_USAGE
+    assert "missing.tflite' does not exist" in caplog.text
     with pytest.raises(SystemExit) as exit_info:
         bench_cli.main([str(models[0]), "--out", str(tmp_path / "o.jsonl")])
     assert exit_info.value.code == 2

@@ -84,6 +84,13 @@ class Result:
     seconds: float
 
 
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
+
+
 def describe_state(serial, state):
     """Returns a sentence saying that device ``serial`` is in ``state`` and what to do."""
     advice = _STATE_ADVICE.get(state, f"is in state '{state}', not 'device'")
@@ -194,7 +201,7 @@ class Adb:
 
         Raises DeviceUnavailableError when adb reports that the device cannot be reached,
         AdbTimeoutError when the command runs past ``timeout`` seconds (it is killed), and
-        AdbError when the adb executable cannot be started.
+        AdbError when the adb executable cannot be started or is killed by a signal.
         """
         argv = [self.executable] + (["-s", serial] if serial else []) + list(args)
         start = time.monotonic()
@@ -225,6 +232,12 @@ class Adb:
             with self._lock:
                 self._running.discard(process)
         output = raw.decode("utf-8", "replace")
+        if process.returncode < 0:
+            # The adb client itself died (killed, out of memory, a crash): its output is no
+            # verdict on the device command, which may or may not have run.
+            where = f"device {serial}: " if serial else ""
+            raise AdbError(f"{where}adb {args[0]} was killed by signal {-process.returncode} "
+                           f"({_signal_name(-process.returncode)})")
         if process.returncode != 0 and serial is not None:
             problem = device_problem(output)
             if problem is not None:

@@ -190,14 +190,19 @@ class DeviceWorker:
         record = self.records.new(model, threads, delegate)
         argv = benchmark_argv(remote, threads, delegate, options.runs, options.warmup,
                               options.min_secs, options.warmup_min_secs, options.extra_args)
-        record["command"] = shlex.join(["adb", "-s", self.serial, "shell",
-                                        self.session.command(argv)])
+        command = self.session.command(argv)
+        record["command"] = shlex.join(["adb", "-s", self.serial, "shell", command])
         try:
-            result = self.session.run(argv)
+            result = self.session.run(command)
         except adbmod.AdbTimeoutError as error:
             record["output_tail"] = tail(error.output)
             self.records.write(record, self.records.problem(
                 f"benchmark_model timed out after {options.timeout:g} s"))
+            return
+        except adbmod.DeviceUnavailableError:
+            raise
+        except adbmod.AdbError as error:  # this run's adb failed, not the device: go on
+            self.records.write(record, self.records.problem(error))
             return
         if self.stop.is_set():
             return

@@ -106,8 +106,9 @@ class DeviceSession:
         self.serial = serial
         self.timeout = timeout
         self.run_dir = f"{DEVICE_WORKDIR}/run-{run_id}"
-        self.pidfile = f"{self.run_dir}/benchmark.pid"
         self.created_run_dir = False
+        self._runs = 0
+        self._pidfile = None
 
     def shell(self, command: str, timeout: float = 120.0) -> adbmod.Result:
         """Returns the Result of ``command`` (shell text, already quoted) on the device."""
@@ -164,25 +165,32 @@ class DeviceSession:
         return remote
 
     def command(self, argv: list[str]) -> str:
-        """Returns the device shell text that runs ``argv``, its pid written to the run folder."""
-        return f"echo $$ > {shlex.quote(self.pidfile)} && exec {shlex.join(argv)}"
+        """Returns the device shell text of the next run of ``argv`` (for ``run``).
 
-    def run(self, argv: list[str]) -> adbmod.Result:
-        """Returns the Result of one benchmark_model run.
+        The run writes its pid to a file of its own in the run folder: a timed-out run is
+        killed by that pid, never by an earlier run's (finished, its pid maybe reused).
+        """
+        self._runs += 1
+        self._pidfile = f"{self.run_dir}/{self._runs}.pid"
+        return f"echo $$ > {shlex.quote(self._pidfile)} && exec {shlex.join(argv)}"
+
+    def run(self, command: str) -> adbmod.Result:
+        """Returns the Result of one benchmark_model run, ``command`` from ``command()``.
 
         Raises AdbTimeoutError after ``timeout`` seconds, once the run is also stopped on the
         device; other AdbErrors as ``Adb.run``.
         """
         try:
-            return self.shell(self.command(argv), timeout=self.timeout)
+            return self.shell(command, timeout=self.timeout)
         except adbmod.AdbTimeoutError:
             self._kill_run()
             raise
 
     def _kill_run(self) -> None:
-        """Kills the benchmark_model process that ran past its time, if still alive."""
+        """Kills the benchmark_model process that ran past its time, if it started."""
+        pidfile = shlex.quote(self._pidfile)
         try:
-            self.shell(f'kill -9 "$(cat {shlex.quote(self.pidfile)})" 2>/dev/null', 30.0)
+            self.shell(f'test -f {pidfile} && kill -9 "$(cat {pidfile})" 2>/dev/null', 30.0)
         except adbmod.AdbError as error:
             logger.warning("device %s: could not stop the timed-out run: %s", self.serial, error)
 

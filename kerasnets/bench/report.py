@@ -24,10 +24,11 @@ import csv
 import json
 import logging
 import statistics
+import tempfile
 from pathlib import Path
 
 from kerasnets.bench.modelinfo import file_sha256
-from kerasnets.bench.records import read_records
+from kerasnets.bench.records import RecordsFileError, parse_record_line, read_records
 
 logger = logging.getLogger("kerasnets.bench.report")
 
@@ -265,22 +266,57 @@ def plot_latency(rows, path):
     plt.close(figure)
 
 
-def load_accuracy_reports(paths):
+def _accuracy_entries(path: Path) -> list[dict]:
+    """Returns the entries of one converter report file; raises ValueError naming the file (and
+    line) and what it probably is when it is not one."""
+    data = path.read_bytes()
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"--accuracy-report {path}: not a text file; give the report.json that "
+                         "'kerasnets convert' writes beside the .tflite") from None
+    except json.JSONDecodeError as error:
+        first = data.decode("utf-8").splitlines()[:1]
+        try:
+            records = first and parse_record_line(path, 1, first[0]) is not None
+        except RecordsFileError:
+            records = False
+        hint = ("; it is benchmark records (JSON lines): give it to report as a records file"
+                if records else "; give the report.json that 'kerasnets convert' writes")
+        raise ValueError(f"--accuracy-report {path}:{error.lineno}:{error.colno}: not JSON "
+                         f"({error.msg}){hint}") from None
+    entries = value if isinstance(value, list) else [value]
+    for number, entry in enumerate(entries):
+        where = f"--accuracy-report {path}" + (f", entry {number}" if isinstance(value, list)
+                                               else "")
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: a JSON {type(entry).__name__}, not a report object")
+        if "model_name" in entry and "ok" in entry:
+            raise ValueError(f"{where}: a benchmark record, not a converter report; give it "
+                             "to report as a records file")
+        if not isinstance(entry.get("tflite_path"), str):
+            raise ValueError(f"{where}: no 'tflite_path' (keys: {', '.join(sorted(entry))}); "
+                             "give the report.json that 'kerasnets convert' writes")
+        accuracy = entry.get("tflite_accuracy")
+        if accuracy is not None and not isinstance(accuracy, (int, float)):
+            raise ValueError(f"{where}: tflite_accuracy={accuracy!r} is not a number")
+    return entries
+
+
+def load_accuracy_reports(paths: list[Path | str]) -> list[dict]:
     """Returns the converter report entries (a file holds one dict or a list of dicts).
 
     Each entry gains ``_sha256`` (of its tflite_path, when that file exists here) and
-    ``_name`` (the file name of tflite_path).
+    ``_name`` (the file name of tflite_path). Raises ValueError naming the file, the line or
+    entry and what it probably is, for a file that is not a converter report.
     """
     entries = []
-    for path in paths:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        for entry in data if isinstance(data, list) else [data]:
-            tflite_path = entry.get("tflite_path")
-            if not tflite_path:
-                raise ValueError(f"{path}: report entry has no 'tflite_path': {sorted(entry)}")
+    for path in map(Path, paths):
+        for entry in _accuracy_entries(path):
+            tflite_path = entry["tflite_path"]
             candidate = Path(tflite_path)
             if not candidate.is_absolute():
-                candidate = Path(path).parent / candidate
+                candidate = path.parent / candidate
             entry = dict(entry)
             entry["_sha256"] = file_sha256(candidate) if candidate.is_file() else None
             entry["_name"] = Path(tflite_path).name
@@ -356,20 +392,51 @@ def plot_pareto(joined, path):
     plt.close(figure)
 
 
+# What write_report may write into its folder.
+OUTPUT_FILES = ("latency.md", "latency.csv", "ops.md", "latency.png", "pareto.png")
+
+
+class NoRecordsError(ValueError):
+    """The records files hold no record at all (empty files)."""
+
+
+def check_output_folder(out_dir: Path | str) -> None:
+    """Raises ValueError unless the report can be written into ``out_dir`` (created if missing):
+    a folder that can be written, none of OUTPUT_FILES in it a folder."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"output folder {str(out_dir)!r} is a file; give a folder (it holds "
+                         f"{', '.join(OUTPUT_FILES)})")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as error:
+        raise ValueError(f"output folder {str(out_dir)!r} cannot be written: "
+                         f"{error.strerror or error}") from None
+    for name in OUTPUT_FILES:
+        if (out_dir / name).is_dir():
+            raise ValueError(f"{str(out_dir / name)!r} is a folder; the report writes its "
+                             f"{name} there")
+
+
 def write_report(record_paths: list[Path | str], out_dir: Path | str,
                  accuracy_paths: list[Path | str] = (), top_ops: int = 10) -> dict[str, Path]:
     """Writes the table, CSV and plots to ``out_dir``; returns {name: path} of what it wrote.
 
     With op-profiled records also ``ops.md``: the ``top_ops`` node types and ops of each row.
-
-    Raises ValueError when the files hold no records.
+    Every input is read and checked before anything is written. Raises ValueError (see
+    ``records.read_records``, ``load_accuracy_reports``, ``check_output_folder``) for an input
+    that is not what it should be or a folder that cannot be written, NoRecordsError when the
+    files hold no records.
     """
     records = read_records(record_paths)
+    reports = load_accuracy_reports(accuracy_paths)
     if not records:
-        raise ValueError(f"no records in {', '.join(map(str, record_paths))}")
-    rows = summarize(records)
+        raise NoRecordsError(f"no records in {', '.join(map(str, record_paths))}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out_dir)
+    rows = summarize(records)
     written = {"markdown": out_dir / "latency.md", "csv": out_dir / "latency.csv"}
     ok = sum(1 for record in records if record.get("ok"))
     header = (
@@ -386,8 +453,8 @@ def write_report(record_paths: list[Path | str], out_dir: Path | str,
     if any(row["avg_ms"] is not None for row in rows):
         written["latency_plot"] = out_dir / "latency.png"
         plot_latency(rows, written["latency_plot"])
-    if accuracy_paths:
-        joined = join_accuracy(rows, load_accuracy_reports(accuracy_paths))
+    if reports:
+        joined = join_accuracy(rows, reports)
         if joined:
             written["pareto_plot"] = out_dir / "pareto.png"
             plot_pareto(joined, written["pareto_plot"])

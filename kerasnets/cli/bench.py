@@ -14,6 +14,7 @@ worker thread each. ``--target local`` writes the same records from this host wi
 """
 
 import argparse
+import json
 import logging
 import shlex
 import threading
@@ -29,8 +30,8 @@ from kerasnets.bench.benchmark import (
     write_setup_failure,
 )
 from kerasnets.bench.device import DELEGATE_FLAGS
-from kerasnets.bench.modelinfo import model_info
-from kerasnets.bench.records import RecordWriter, new_run_id
+from kerasnets.bench.modelinfo import binary_abi, model_info
+from kerasnets.bench.records import RecordWriter, check_records_output, new_run_id
 from kerasnets.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, configure_logging
 
 logger = logging.getLogger("kerasnets.bench")
@@ -73,7 +74,8 @@ def build_parser(prog: str = "kerasnets bench") -> argparse.ArgumentParser:
             "exit status:\n"
             "  0    every record is ok\n"
             "  1    at least one record failed (ok: false; its error says why)\n"
-            "  2    command-line error (nothing run)\n"
+            "  2    command-line error, an input that is not what it should be, or an --out\n"
+            "       that cannot be written (nothing run, nothing written)\n"
             "  3    nothing could start: adb missing, no device, several devices and no\n"
             "       --serial (ok: false records written)\n"
             "  130  interrupted (records already written are kept)\n"
@@ -114,13 +116,10 @@ def build_parser(prog: str = "kerasnets bench") -> argparse.ArgumentParser:
     return parser
 
 
-def parse_options(parser: argparse.ArgumentParser,
-                  argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
-    """Returns (argparse namespace, Options); exits with status 2 on a usage error."""
+def parse_arguments(parser: argparse.ArgumentParser,
+                    argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """Returns (argparse namespace, --extra-args split); exits with status 2 on a usage error."""
     args = parser.parse_args(argv)
-    for model in args.models:
-        if not model.is_file():
-            parser.error(f"model {str(model)!r} does not exist")
     if args.runs < 1 or args.warmup < 0:
         parser.error(f"--runs={args.runs} must be >= 1 and --warmup={args.warmup} >= 0")
     for name in ("min_secs", "warmup_min_secs"):
@@ -137,7 +136,46 @@ def parse_options(parser: argparse.ArgumentParser,
         extra_args = shlex.split(args.extra_args)
     except ValueError as error:
         parser.error(f"--extra-args={args.extra_args!r}: {error}")
-    options = Options(
+    return args, extra_args
+
+
+def check_model(path: Path) -> None:
+    """Raises ValueError unless ``path`` is a TFLite model file, saying what it probably is."""
+    if not path.is_file():
+        raise ValueError(f"model {str(path)!r} does not exist" if not path.exists() else
+                         f"model {str(path)!r} is not a file")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head[4:8] == b"TFL3":
+        return
+    if head.lstrip()[:1] in (b"{", b"["):
+        what = ("a JSON file (a converter report.json, or benchmark records?); give the .tflite "
+                "file it names (tflite_path)")
+    elif head.startswith(b"\x89HDF") or path.suffix in (".h5", ".keras"):
+        what = "a Keras model; convert it first: kerasnets convert --weights ... --out DIR"
+    else:
+        what = "not a TFLite model (no 'TFL3' file identifier at byte 4)"
+    raise ValueError(f"model {str(path)!r} is {what}")
+
+
+def check_files(args: argparse.Namespace) -> None:
+    """Raises ValueError, before anything runs, for an input that is not what the command reads
+    or an output it cannot write (see ``records.check_records_output``)."""
+    for model in args.models:
+        check_model(model)
+    if args.benchmark_binary is not None:
+        binary = args.benchmark_binary
+        if not binary.is_file():
+            raise ValueError(f"--benchmark-binary {str(binary)!r} does not exist"
+                             if not binary.exists() else
+                             f"--benchmark-binary {str(binary)!r} is not a file")
+        binary_abi(binary)  # raises ValueError for a file that is no executable
+    check_records_output(args.out)
+
+
+def make_options(args: argparse.Namespace, extra_args: list[str]) -> Options:
+    """Returns the run's Options from the checked arguments."""
+    return Options(
         models=[model_info(model) for model in args.models],
         threads=args.threads,
         delegates=list(dict.fromkeys(args.delegate or ["xnnpack"])),
@@ -151,7 +189,6 @@ def parse_options(parser: argparse.ArgumentParser,
         keep_on_device=args.keep_on_device,
         run_id=new_run_id(),
     )
-    return args, options
 
 
 def measure(args: argparse.Namespace, options: Options, writer: RecordWriter,
@@ -181,20 +218,42 @@ def measure(args: argparse.Namespace, options: Options, writer: RecordWriter,
     return None
 
 
+def all_written(writer: RecordWriter) -> bool:
+    """Returns whether every record reached the file; logs in full those that did not.
+
+    A disk that stayed full (or failing) to the end: the measurements go to the log instead.
+    """
+    writer.retry_unwritten()
+    for record in writer.unwritten:
+        logger.error("not written to %s: %s", writer.path, json.dumps(record))
+    if writer.unwritten:
+        logger.error("%d record(s) could not be written to %s (logged above)",
+                     len(writer.unwritten), writer.path)
+    return not writer.unwritten
+
+
 def main(argv: list[str] | None = None, prog: str = "kerasnets bench") -> int:
     """Runs the command line; returns the exit status (see --help)."""
     parser = build_parser(prog)
-    args, options = parse_options(parser, argv)
+    args, extra_args = parse_arguments(parser, argv)
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        check_files(args)
+    except ValueError as error:
+        logger.error("%s", error)
+        return EXIT_USAGE
+    options = make_options(args, extra_args)
     writer = RecordWriter(args.out)
     stop = threading.Event()
     try:
-        if measure(args, options, writer, stop) == EXIT_SETUP_FAILED:
-            return EXIT_SETUP_FAILED
+        status = measure(args, options, writer, stop)
     except KeyboardInterrupt:
         stop.set()
         logger.error("interrupted; %d record(s) already in %s are kept", writer.written, args.out)
-        return EXIT_INTERRUPTED
+        status = EXIT_INTERRUPTED
+    if not all_written(writer):
+        return status or EXIT_RUN_FAILED
+    if status is not None:
+        return status
     logger.info("%d record(s) appended to %s, %d failed", writer.written, args.out, writer.failed)
     return EXIT_RUN_FAILED if writer.failed else EXIT_OK

@@ -14,7 +14,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from kerasnets.bench.report import write_report
+from kerasnets.bench.report import NoRecordsError, write_report
 from kerasnets.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, configure_logging
 
 logger = logging.getLogger("kerasnets.bench.report")
@@ -29,7 +29,8 @@ def build_parser(prog: str = "kerasnets report") -> argparse.ArgumentParser:
         prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit status: 0 written; 1 no records; 2 command-line error",
+        epilog="exit status: 0 written; 1 no records; 2 command-line error, an input that is not "
+               "what it should be, or an --out that cannot be written (nothing written)",
     )
     parser.add_argument("records", nargs="+", type=Path, metavar="results.jsonl")
     parser.add_argument("--out", type=Path, help="output folder (default: report/ beside the "
@@ -52,13 +53,18 @@ def main(argv: list[str] | None = None, prog: str = "kerasnets report") -> int:
         parser.error(f"--top-ops={args.top_ops}: expected a count >= 1")
     for path in [*args.records, *args.accuracy_report]:
         if not path.is_file():
-            parser.error(f"{str(path)!r} does not exist")
+            logger.error("%s %s", str(path), "does not exist" if not path.exists() else
+                         "is not a file")
+            return EXIT_USAGE
     out_dir = args.out or args.records[0].parent / "report"
     try:
         written = write_report(args.records, out_dir, args.accuracy_report, args.top_ops)
-    except ValueError as error:
+    except NoRecordsError as error:
         logger.error("%s", error)
         return EXIT_NO_DATA
+    except ValueError as error:
+        logger.error("%s", error)
+        return EXIT_USAGE
     for name, path in written.items():
         logger.info("%s: %s", name, path)
     return EXIT_OK
