@@ -73,23 +73,23 @@ def short_run_bn_momentum(model, steps):
 
 
 def train(model, image_set, mode, epochs, learning_rate, batch_size=64, seed=0):
-    """Returns the Keras ``History`` of training ``model`` on an ``ImageSet`` (augmented).
+    """Returns the ``kerasnets.training.fit.FitResult`` of training ``model`` in place on an
+    ``ImageSet``.
 
-    Adam with a cosine-decayed learning rate, sparse categorical cross-entropy on the model's
-    softmax output; BatchNormalization momentum fitted to the run's length
-    (``short_run_bn_momentum``).
+    The one training loop, ``kerasnets.training.fit``, with the ``"finetune"`` recipe (Adam,
+    cosine decay from ``learning_rate``, CIFAR augmentation, no weight decay); epochs of
+    ``ceil(len(image_set) / batch_size)`` steps, so that a folder smaller than a batch still
+    trains; BatchNormalization momentum fitted to the run's length (``short_run_bn_momentum``).
     """
-    from kerasnets._keras import keras
-    from kerasnets.data import as_dataset
+    from kerasnets.data import loader
+    from kerasnets.training.fit import fit
 
-    steps = epochs * math.ceil(len(image_set) / batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    dataset = as_dataset(image_set.images, image_set.labels, mode, batch_size, training=True,
-                         seed=seed)
-    with short_run_bn_momentum(model, steps):
-        return model.fit(dataset, epochs=epochs, verbose=_fit_verbosity())
+    steps_per_epoch = math.ceil(len(image_set) / batch_size)
+    inputs = loader.Input(loader.from_image_set(image_set), image_set.images.shape[1], mode,
+                          batch_size, augment="cifar", seed=seed,
+                          steps_per_epoch=steps_per_epoch)
+    with short_run_bn_momentum(model, epochs * steps_per_epoch):
+        return fit(model, inputs, recipe="finetune", epochs=epochs, learning_rate=learning_rate)
 
 
 def keras_predict(model, image_set, mode, batch_size=256):

@@ -324,6 +324,26 @@ def test_cli_bad_input_exits_2_with_a_message(args, message, tiny_folder, tmp_pa
     assert time.perf_counter() - start < 60  # rejected before any training
 
 
+def test_training_goes_through_the_one_fit(tiny_folder):
+    from kerasnets.training.fit import FitResult
+
+    image_set = data.load_image_folder(tiny_folder, 32, progress=False)
+    keras.utils.set_random_seed(0)
+    inputs = layers.Input((32, 32, 3))
+    x = layers.Conv2D(16, 3, strides=2, activation="relu")(inputs)
+    x = layers.BatchNormalization(momentum=0.999)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(3, activation="softmax")(x))
+    result = workflow.train(model, image_set, "tf", epochs=12, learning_rate=5e-3, batch_size=8)
+    assert isinstance(result, FitResult) and result.model is model
+    # 24 images (the corrupt file skipped) in batches of 8: 3 steps per epoch.
+    assert len(image_set) == 24 and result.steps == 12 * 3
+    losses = result.history["loss"]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    # The momentum was lowered for the 36-step run only.
+    assert model.layers[2].momentum == 0.999
+
+
 def test_failed_conversion_leaves_no_tflite(tiny_folder, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("converter crashed")
@@ -429,23 +449,27 @@ def test_qat_int8_contract(name, real_32):
     # ranges of the quantizers (untrained placeholder ranges left a QUANTIZE/DEQUANTIZE pair
     # after MobileNetV3's input rescaling).
     qat_model(calibration, training=True)
-    default = export.convert(qat_model, "int8", calibration)
+    # int8 inputs and outputs: integer-only, every tensor int8/int32, the exits included.
     integer = export.convert(qat_model, "int8", calibration, int8_io=True)
-
-    assert set(_inner_dtypes(default).values()) <= {"int8", "int32"}, _inner_dtypes(default)
     assert _non_integer_tensors(integer) == {}
-    for tflite_model in (default, integer):
+    checked = [integer]
+    if entry.family == "mobilenet_v3":
+        # Float inputs and outputs (the workflow's default) differ only at the two ends: int8
+        # between them and, hard-swish rewritten, one XNNPACK partition. The other families
+        # skip this second conversion for the suite's time.
+        default = export.convert(qat_model, "int8", calibration)
+        assert set(_inner_dtypes(default).values()) <= {"int8", "int32"}, _inner_dtypes(default)
+        assert _partitions(default) == _partitions(integer) == 1
+        checked.append(default)
+    for tflite_model in checked:
         outputs = _run_all_outputs(tflite_model, calibration[0])
         assert len(outputs) == len(model.outputs)
         for output in outputs:
             assert output.shape == (1, CONTRACT_CLASSES)
             np.testing.assert_allclose(output.sum(), 1.0, atol=0.02)  # softmax probabilities
         assert "HARD_SWISH" not in _ops(tflite_model)
-    if entry.family == "mobilenet_v3":
-        assert _partitions(default) == _partitions(integer) == 1
-        # The minimalistic variants have no hard-swish, hence no fused form to check.
-        if not entry.fixed_kwargs.get("minimalistic", False):
-            fused = export.convert(qat_model, "int8", calibration, int8_io=True,
-                                   hard_swish="fused")
-            assert _non_integer_tensors(fused) == {}
-            assert "HARD_SWISH" in _ops(fused)
+    # The minimalistic variants have no hard-swish, hence no fused form to check.
+    if entry.family == "mobilenet_v3" and not entry.fixed_kwargs.get("minimalistic", False):
+        fused = export.convert(qat_model, "int8", calibration, int8_io=True, hard_swish="fused")
+        assert _non_integer_tensors(fused) == {}
+        assert "HARD_SWISH" in _ops(fused)
