@@ -120,3 +120,12 @@ def test_adapt_is_refused_when_something_else_differs(v2_file):
     model = kerasnets.MobileNetV2(input_shape=(32, 32, 1), classes=7)
     with pytest.raises(ValueError, match=r"\[1\] classes"):
         kw.load_weights(model, v2_file, adapt_input_channels=True)
+
+
+def test_width_of_a_headless_model_is_not_taken_for_classes(tmp_path):
+    path = tmp_path / "notop.h5"
+    kerasnets.MobileNetV2(input_shape=SHAPE, include_top=False).save_weights(str(path))
+    d = kw.weight_differences(
+        kerasnets.MobileNetV2(input_shape=SHAPE, include_top=False, alpha=1.4), str(path),
+        include_top=False)
+    assert [x.cause for x in d] == ["width"]

@@ -85,8 +85,9 @@ def _flatten_input(layer):
 
 def _layer_differences(layer, ours, theirs, first, last):
     """Returns the ``(cause, text)`` pairs that explain why a layer's weight shapes ``ours``
-    (model) differ from ``theirs`` (file); ``first``/``last``: whether it is the model's first
-    or last weighted layer."""
+    (model) differ from ``theirs`` (file); ``first``: whether it is the model's first weighted
+    layer, ``last``: whether it is the classifier (the last weighted layer of a model with its
+    head)."""
     where = f"layer {layer.name!r} has weight shapes {ours} in the model but {theirs} in the file"
     kernel, file_kernel = ours[0], theirs[0]
     if len(ours) != len(theirs) or len(kernel) != len(file_kernel):
@@ -112,7 +113,7 @@ def _layer_differences(layer, ours, theirs, first, last):
             causes.append((WIDTH, f"{where} ({kernel[-2]} input channels in the model, "
                                   f"{file_kernel[-2]} in the file)"))
     if kernel[-1] != file_kernel[-1]:
-        if last:
+        if last and len(kernel) >= 2:
             causes.append((CLASSES, (
                 f"the classifier {layer.name!r} has {kernel[-1]} outputs in the model but "
                 f"{file_kernel[-1]} in the file")))
@@ -185,7 +186,7 @@ def weight_differences(model, path, include_top=True):
         if theirs is None or theirs == ours:
             continue
         for cause, text in _layer_differences(layer, ours, theirs, i == 0,
-                                              i == len(weighted) - 1):
+                                              include_top and i == len(weighted) - 1):
             add(cause, layer.name, text)
     extra = [name for name in in_file if name not in {layer.name for layer, _ in weighted}]
     if found and extra and not (set(found) <= {NO_TOP, CLASSES, INPUT_SIZE}):
