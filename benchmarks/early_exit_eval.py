@@ -5,9 +5,11 @@ calibrated for latency budgets, beside running every stage and the full network.
     python benchmarks/early_exit_eval.py --data ../shared/data/cifar10 --epochs 2 \\
         --out out/early_exit
 
-Trains a multi-exit model (joint loss, every exit weighted 1) on ``--data``/train minus a
-held-out 10 % per class, exports it as TFLite stages (fp32, and int8: QAT fine-tuned, or
-post-training with ``--qat-epochs 0``), runs every stage on the held-out and test images with
+Trains a multi-exit model on ``--data``/train minus a held-out 10 % per class through
+``kerasnets.training.fit.fit`` (recipe ``finetune``: Adam, cosine-decayed learning rate, CIFAR
+augmentation; the joint loss with every exit weighted 1), exports it as TFLite stages (fp32, and
+int8: QAT fine-tuned through ``fit`` too, or post-training with ``--qat-epochs 0``), runs every
+stage on the held-out and test images with
 LiteRT (per-image, per-stage times), calibrates thresholds on the held-out images for budgets of
 a fraction of the all-stage latency, and reports on the test images. The policy's latency is
 measured two ways: the sum of each image's measured stage times up to its exit (the sweep), and
@@ -22,9 +24,9 @@ on two CPU cores; ``--arch`` / ``--model-kwargs`` choose another (the paper's CI
 """
 
 import argparse
+import dataclasses
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -48,28 +50,44 @@ HOLDOUT_FRACTION = 0.1
 
 def build_model(arch, model_kwargs, classes):
     """Returns the float multi-exit Keras model of ``arch`` ("msdnet" default kwargs:
-    ``SMALL_MSDNET``) for ``classes`` classes."""
+    ``SMALL_MSDNET``) for ``classes`` classes.
+
+    Raises:
+      ValueError: an unknown ``arch``, or exits that output logits (``fit`` trains on the
+        cross-entropy of probabilities).
+    """
+    from kerasnets.export.exit_policy import exit_outputs_are_probabilities
     from kerasnets.models.early_exit import MSDNetCifar, MultiExitDenseNetCifar
 
     if arch not in ARCHS:
         raise ValueError(f"--arch must be one of {ARCHS}; received {arch!r}")
     if arch == "msdnet":
-        return MSDNetCifar(classes=classes, **{**SMALL_MSDNET, **model_kwargs})
-    return MultiExitDenseNetCifar(classes=classes, **model_kwargs)
+        model = MSDNetCifar(classes=classes, **{**SMALL_MSDNET, **model_kwargs})
+    else:
+        model = MultiExitDenseNetCifar(classes=classes, **model_kwargs)
+    if not exit_outputs_are_probabilities(model):
+        raise ValueError("--model-kwargs: the exits must end in softmax (classifier_activation "
+                         "'softmax'); the training loss reads probabilities")
+    return model
 
 
-def train_joint(model, images, labels, mode, epochs, learning_rate, batch_size, seed):
-    """Returns the Keras ``History`` of joint training (Adam, cosine-decayed learning rate, the
-    uniform sum of the exits' cross-entropies, standard CIFAR augmentation)."""
-    from kerasnets._keras import keras
-    from kerasnets.models.early_exit import compile_joint, joint_dataset
+def train_joint(model, image_set, mode, epochs, learning_rate, batch_size, seed, qat=False,
+                strategy=None):
+    """Returns the ``kerasnets.training.fit.FitResult`` of joint training on ``image_set``.
 
-    steps = epochs * math.ceil(len(labels) / batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
-    compile_joint(model, keras.optimizers.Adam(schedule))
-    dataset = joint_dataset(images, labels, mode, len(model.outputs), batch_size, training=True,
-                            seed=seed)
-    return model.fit(dataset, epochs=epochs, verbose=1 if sys.stdout.isatty() else 2)
+    ``fit`` with recipe ``finetune`` (Adam, learning rate cosine-decayed from
+    ``learning_rate``, CIFAR augmentation): Keras applies its one cross-entropy to every exit
+    with weight 1, i.e. the uniform joint loss of MSDNet (``kerasnets.training.early_exit``).
+    ``model`` is a function that builds the model (inside the strategy's scope) or a model built
+    under ``strategy``; ``qat`` trains its ``quantize_model`` form (``FitResult.model``).
+    """
+    from kerasnets.data import loader
+    from kerasnets.training.fit import fit
+
+    train = loader.Input(loader.from_image_set(image_set), image_set.images.shape[1], mode,
+                         batch_size, augment="cifar", seed=seed)
+    return fit(model, train, recipe="finetune", epochs=epochs, learning_rate=learning_rate,
+               strategy=strategy, qat=qat, seed=seed)
 
 
 def exit_accuracies(probabilities, labels):
@@ -81,7 +99,7 @@ def measured_policy_seconds(probabilities, seconds, thresholds):
     """Returns the per-image seconds of the policy: each image's measured stage times summed up
     to the exit the policy picks for it (``seconds``: ``(n, stages)`` from
     ``StagedRuntime.profile``)."""
-    from kerasnets.models.early_exit import exit_decisions
+    from kerasnets.export.exit_policy import exit_decisions
 
     exit_index, _, _ = exit_decisions(probabilities, thresholds)
     cumulative = np.cumsum(seconds, axis=1)
@@ -130,6 +148,74 @@ def interleaved_latency(runtime, full_interpreter, images, thresholds):
             "exits": np.array(exits)}
 
 
+def _exit_report(runtime, test_y, test_probs, test_seconds):
+    """Returns the per-exit part of a precision's report: accuracies, MACs and stage times."""
+    stage_ms = 1e3 * np.median(test_seconds, axis=0)
+    return {
+        "exit_accuracy": exit_accuracies(test_probs, test_y), "stage_macs": runtime.macs,
+        "cumulative_macs": np.cumsum(runtime.macs).tolist(),
+        "stage_median_ms": stage_ms.tolist(),
+        "cumulative_median_ms": np.cumsum(stage_ms).tolist(),
+        # Exit k alone (anytime prediction): each image's stages 1..k, averaged.
+        "cumulative_mean_ms": (1e3 * np.cumsum(test_seconds, axis=1).mean(axis=0)).tolist(),
+        "all_stages_measured_ms": 1e3 * float(np.mean(test_seconds.sum(axis=1))),
+    }
+
+
+def _policy_row(test_probs, test_y, test_seconds, thresholds, macs):
+    """Returns accuracy, average MACs, average measured ms and exit counts of ``thresholds`` on
+    the test images."""
+    from kerasnets.export.exit_policy import simulate_exits
+
+    result = simulate_exits(test_probs, test_y, thresholds, macs)
+    seconds = measured_policy_seconds(test_probs, test_seconds, thresholds)
+    return {"accuracy": result.accuracy, "average_macs": result.average_cost,
+            "average_ms": 1e3 * float(np.mean(seconds)),
+            "exit_counts": list(result.exit_counts)}
+
+
+def _calibrated_rows(held_probs, held_y, held_seconds, test_probs, test_y, test_seconds, macs):
+    """Returns one row per ``BUDGETS`` fraction of the held-out all-stage latency: the thresholds
+    calibrated on the held-out images, and what they do on the test images."""
+    from kerasnets.export.exit_policy import calibrate_thresholds
+
+    held_stage_s = np.median(held_seconds, axis=0)
+    rows = []
+    for fraction in BUDGETS:
+        calibration = calibrate_thresholds(held_probs, held_y, held_stage_s,
+                                           fraction * float(held_stage_s.sum()))
+        rows.append({"budget_fraction": fraction, "thresholds": list(calibration.thresholds),
+                     "method": calibration.method,
+                     "held_out_accuracy": calibration.held_out.accuracy,
+                     **_policy_row(test_probs, test_y, test_seconds, calibration.thresholds,
+                                   macs)})
+    return rows
+
+
+def _target_report(runtime, full_interpreter, test_x, test_y, test_probs, thresholds,
+                   latency_images):
+    """Returns the target check: the policy at ``thresholds`` run end to end on a random subset
+    of the test images, interleaved with the all-stage run and the full network."""
+    # A random subset: the image folders are sorted by class.
+    timed_idx = np.sort(np.random.default_rng(0).permutation(len(test_x))[:latency_images])
+    timed = interleaved_latency(runtime, full_interpreter, test_x[timed_idx], thresholds)
+    policy_ms = 1e3 * float(np.mean(timed["policy"]))
+    all_ms = 1e3 * float(np.mean(timed["all_stages"]))
+    full_ms = 1e3 * float(np.mean(timed["full_network"]))
+    accuracy = float(np.mean(timed["predictions"] == test_y[timed_idx]))
+    last_accuracy = float(np.mean(np.argmax(test_probs[-1][timed_idx], -1) == test_y[timed_idx]))
+    return {
+        "thresholds": thresholds, "images": len(timed_idx),
+        "policy_ms": policy_ms, "all_stages_ms": all_ms, "full_network_ms": full_ms,
+        "latency_ratio": policy_ms / all_ms, "latency_ratio_vs_full_network": policy_ms / full_ms,
+        "accuracy": accuracy, "last_exit_accuracy": last_accuracy,
+        "accuracy_drop": last_accuracy - accuracy,
+        "exit_counts": np.bincount(timed["exits"], minlength=runtime.num_exits).tolist(),
+        "met": bool(policy_ms / all_ms <= TARGET_LATENCY_RATIO
+                    and last_accuracy - accuracy <= TARGET_ACCURACY_DROP),
+    }
+
+
 def evaluate_precision(runtime, full_model, held, test, keras_probs, num_threads,
                        latency_images, progress):
     """Returns the report dict of one exported precision: per-exit accuracies, the threshold
@@ -138,91 +224,38 @@ def evaluate_precision(runtime, full_model, held, test, keras_probs, num_threads
     ``keras_probs``: the per-exit outputs on the test images of the Keras model the stages were
     converted from (float, or QAT), or None (post-training int8 has no Keras twin).
     """
-    from ai_edge_litert.interpreter import Interpreter
+    from kerasnets.export.exit_policy import exit_decisions
+    from kerasnets.export.interpreter import load_interpreter
 
-    from kerasnets.models.early_exit import calibrate_thresholds, exit_decisions, simulate_exits
-
-    held_x, held_y = held
-    test_x, test_y = test
+    (held_x, held_y), (test_x, test_y) = held, test
     for _ in range(3):  # first invokes pack weights and allocate: not part of the latency
         runtime.run_all(test_x[0])
     held_probs, held_seconds = runtime.profile(held_x, progress=progress)
     test_probs, test_seconds = runtime.profile(test_x, progress=progress)
-    stage_ms = 1e3 * np.median(test_seconds, axis=0)
     macs = np.array(runtime.macs, dtype="float64")
-    accuracies = exit_accuracies(test_probs, test_y)
-    report = {
-        "exit_accuracy": accuracies, "stage_macs": runtime.macs,
-        "cumulative_macs": np.cumsum(runtime.macs).tolist(),
-        "stage_median_ms": stage_ms.tolist(),
-        "cumulative_median_ms": np.cumsum(stage_ms).tolist(),
-        # Exit k alone (anytime prediction): each image's stages 1..k, averaged.
-        "cumulative_mean_ms": (1e3 * np.cumsum(test_seconds, axis=1).mean(axis=0)).tolist(),
-        "all_stages_measured_ms": 1e3 * float(np.mean(test_seconds.sum(axis=1))),
-    }
-    sweep = []
-    for t in SWEEP:
-        result = simulate_exits(test_probs, test_y, t, macs)
-        seconds = measured_policy_seconds(test_probs, test_seconds, t)
-        sweep.append({"threshold": t, "accuracy": result.accuracy,
-                      "average_macs": result.average_cost,
-                      "average_ms": 1e3 * float(np.mean(seconds)),
-                      "exit_counts": list(result.exit_counts)})
-    report["sweep"] = sweep
-    report["threshold_1_accuracy"] = sweep[-1]["accuracy"]
-    report["threshold_0_all_first"] = sweep[0]["exit_counts"][0] == len(test_y)
+    report = _exit_report(runtime, test_y, test_probs, test_seconds)
+    report["sweep"] = [{"threshold": t, **_policy_row(test_probs, test_y, test_seconds, t, macs)}
+                       for t in SWEEP]
+    report["threshold_1_accuracy"] = report["sweep"][-1]["accuracy"]
+    report["threshold_0_all_first"] = report["sweep"][0]["exit_counts"][0] == len(test_y)
     if keras_probs is not None:
         # Threshold 1.0 against the Keras model's last exit, image by image.
         _, predictions, _ = exit_decisions(test_probs, 1.0)
-        report["keras_last_exit_accuracy"] = float(np.mean(
-            np.argmax(keras_probs[-1], -1) == test_y))
+        keras_last = np.argmax(keras_probs[-1], -1)
+        report["keras_last_exit_accuracy"] = float(np.mean(keras_last == test_y))
         report["threshold_1_agreement_with_keras_last_exit"] = float(np.mean(
-            predictions == np.argmax(keras_probs[-1], -1)))
-
-    held_stage_s = np.median(held_seconds, axis=0)
-    all_held = float(held_stage_s.sum())
-    calibrated = []
-    for fraction in BUDGETS:
-        calibration = calibrate_thresholds(held_probs, held_y, held_stage_s,
-                                           fraction * all_held)
-        thresholds = calibration.thresholds
-        result = simulate_exits(test_probs, test_y, thresholds, macs)
-        seconds = measured_policy_seconds(test_probs, test_seconds, thresholds)
-        calibrated.append({
-            "budget_fraction": fraction, "thresholds": list(thresholds),
-            "method": calibration.method, "held_out_accuracy": calibration.held_out.accuracy,
-            "accuracy": result.accuracy, "average_macs": result.average_cost,
-            "average_ms": 1e3 * float(np.mean(seconds)), "exit_counts": list(result.exit_counts),
-        })
-    report["calibrated"] = calibrated
-
+            predictions == keras_last))
+    report["calibrated"] = _calibrated_rows(held_probs, held_y, held_seconds, test_probs,
+                                            test_y, test_seconds, macs)
     # The target: the policy calibrated for 60 % of the all-stage latency, run for real.
-    target = next(c for c in calibrated if c["budget_fraction"] == TARGET_LATENCY_RATIO)
-    full_interpreter = Interpreter(model_content=full_model, num_threads=num_threads)
-    full_interpreter.allocate_tensors()
+    target = next(c for c in report["calibrated"]
+                  if c["budget_fraction"] == TARGET_LATENCY_RATIO)
+    full_interpreter = load_interpreter(full_model, num_threads)
     full_predictions = _full_predictions(full_interpreter, test_x)
-    # A random subset: the image folders are sorted by class.
-    timed_idx = np.sort(np.random.default_rng(0).permutation(len(test_x))[:latency_images])
-    count = len(timed_idx)
-    timed = interleaved_latency(runtime, full_interpreter, test_x[timed_idx],
-                                target["thresholds"])
-    policy_ms = 1e3 * float(np.mean(timed["policy"]))
-    all_ms = 1e3 * float(np.mean(timed["all_stages"]))
-    full_ms = 1e3 * float(np.mean(timed["full_network"]))
-    end_to_end_acc = float(np.mean(timed["predictions"] == test_y[timed_idx]))
-    last_acc_subset = float(np.mean(np.argmax(test_probs[-1][timed_idx], -1) == test_y[timed_idx]))
-    report["target"] = {
-        "thresholds": target["thresholds"], "images": count,
-        "policy_ms": policy_ms, "all_stages_ms": all_ms, "full_network_ms": full_ms,
-        "latency_ratio": policy_ms / all_ms, "latency_ratio_vs_full_network": policy_ms / full_ms,
-        "accuracy": end_to_end_acc, "last_exit_accuracy": last_acc_subset,
-        "accuracy_drop": last_acc_subset - end_to_end_acc,
-        "exit_counts": np.bincount(timed["exits"], minlength=runtime.num_exits).tolist(),
-        "met": bool(policy_ms / all_ms <= TARGET_LATENCY_RATIO
-                    and last_acc_subset - end_to_end_acc <= TARGET_ACCURACY_DROP),
-    }
+    report["target"] = _target_report(runtime, full_interpreter, test_x, test_y, test_probs,
+                                      target["thresholds"], latency_images)
     report["full_network"] = {"accuracy": float(np.mean(full_predictions == test_y)),
-                              "mean_ms": full_ms}
+                              "mean_ms": report["target"]["full_network_ms"]}
     return report
 
 
@@ -238,47 +271,62 @@ def _full_predictions(interpreter, images):
     return np.array(predictions)
 
 
-def format_table(name, report):
-    """Returns the Markdown tables of one precision's report."""
-    lines = [f"### {name}", "",
-             "| exit | accuracy % | cumulative MACs (M) | cumulative median ms "
+def _exit_table(report):
+    """Returns the Markdown lines of the per-exit table."""
+    lines = ["| exit | accuracy % | cumulative MACs (M) | cumulative median ms "
              "| cumulative mean ms |",
              "|---|---|---|---|---|"]
     for k, (acc, macs, median, mean) in enumerate(zip(
             report["exit_accuracy"], report["cumulative_macs"], report["cumulative_median_ms"],
             report["cumulative_mean_ms"]), start=1):
         lines.append(f"| {k} | {100 * acc:.2f} | {macs / 1e6:.2f} | {median:.3f} | {mean:.3f} |")
-    lines += ["", "| policy | accuracy % | avg MACs (M) | avg measured ms | ratio to all stages "
-              "| exits |", "|---|---|---|---|---|---|"]
+    return lines
+
+
+def _policy_table(report):
+    """Returns the Markdown lines of the policy table: the sweep, then the calibrated rows."""
+    lines = ["| policy | accuracy % | avg MACs (M) | avg measured ms | ratio to all stages "
+             "| exits |", "|---|---|---|---|---|---|"]
     all_ms = report["all_stages_measured_ms"]
-    for row in report["sweep"]:
-        lines.append(f"| threshold {row['threshold']:g} | {100 * row['accuracy']:.2f} | "
+    rows = [(f"threshold {row['threshold']:g}", row) for row in report["sweep"]]
+    rows += [(f"calibrated {row['budget_fraction']:.0%} ({row['method']}: "
+              + ", ".join(f"{t:.3f}" for t in row["thresholds"]) + ")", row)
+             for row in report["calibrated"]]
+    for label, row in rows:
+        lines.append(f"| {label} | {100 * row['accuracy']:.2f} | "
                      f"{row['average_macs'] / 1e6:.2f} | {row['average_ms']:.3f} | "
                      f"{row['average_ms'] / all_ms:.2f} | {row['exit_counts']} |")
-    for row in report["calibrated"]:
-        thresholds = ", ".join(f"{t:.3f}" for t in row["thresholds"])
-        lines.append(f"| calibrated {row['budget_fraction']:.0%} ({row['method']}: {thresholds}) "
-                     f"| {100 * row['accuracy']:.2f} | {row['average_macs'] / 1e6:.2f} | "
-                     f"{row['average_ms']:.3f} | {row['average_ms'] / all_ms:.2f} | "
-                     f"{row['exit_counts']} |")
+    return lines
+
+
+def _summary_lines(report):
+    """Returns the sentences on the full network, the target check and thresholds 1 and 0."""
     target, full = report["target"], report["full_network"]
-    lines += ["", f"Full network (one file, last exit only): accuracy "
-                  f"{100 * full['accuracy']:.2f} %, {full['mean_ms']:.3f} ms.",
-              f"Target (calibrated 60 %, run end to end on {target['images']} images, "
-              "interleaved): "
-              f"{target['policy_ms']:.3f} ms vs all stages {target['all_stages_ms']:.3f} ms "
-              f"(ratio {target['latency_ratio']:.2f}; vs full network "
-              f"{target['latency_ratio_vs_full_network']:.2f}), accuracy "
-              f"{100 * target['accuracy']:.2f} % vs last exit "
-              f"{100 * target['last_exit_accuracy']:.2f} "
-              f"% (drop {100 * target['accuracy_drop']:.2f} points): "
-              f"{'MET' if target['met'] else 'NOT MET'}.",
-              f"Threshold 1.0: accuracy {100 * report['threshold_1_accuracy']:.2f} %"
-              + (f", Keras last exit {100 * report['keras_last_exit_accuracy']:.2f} %, same "
-                 f"prediction on {100 * report['threshold_1_agreement_with_keras_last_exit']:.2f} "
-                 "% of the images" if "keras_last_exit_accuracy" in report else "")
-              + f"; threshold 0 exits all at the first exit: {report['threshold_0_all_first']}."]
-    return "\n".join(lines)
+    keras_part = ""
+    if "keras_last_exit_accuracy" in report:
+        keras_part = (f", Keras last exit {100 * report['keras_last_exit_accuracy']:.2f} %, same "
+                      "prediction on "
+                      f"{100 * report['threshold_1_agreement_with_keras_last_exit']:.2f} % of "
+                      "the images")
+    return [
+        f"Full network (one file, last exit only): accuracy {100 * full['accuracy']:.2f} %, "
+        f"{full['mean_ms']:.3f} ms.",
+        f"Target (calibrated 60 %, run end to end on {target['images']} images, interleaved): "
+        f"{target['policy_ms']:.3f} ms vs all stages {target['all_stages_ms']:.3f} ms "
+        f"(ratio {target['latency_ratio']:.2f}; vs full network "
+        f"{target['latency_ratio_vs_full_network']:.2f}), accuracy "
+        f"{100 * target['accuracy']:.2f} % vs last exit {100 * target['last_exit_accuracy']:.2f} "
+        f"% (drop {100 * target['accuracy_drop']:.2f} points): "
+        f"{'MET' if target['met'] else 'NOT MET'}.",
+        f"Threshold 1.0: accuracy {100 * report['threshold_1_accuracy']:.2f} %{keras_part}; "
+        f"threshold 0 exits all at the first exit: {report['threshold_0_all_first']}.",
+    ]
+
+
+def format_table(name, report):
+    """Returns the Markdown tables of one precision's report."""
+    return "\n".join([f"### {name}", ""] + _exit_table(report) + [""] + _policy_table(report)
+                     + [""] + _summary_lines(report))
 
 
 def plot_anytime(reports, path):
@@ -312,19 +360,11 @@ def plot_anytime(reports, path):
     return path
 
 
-def run(args):
-    """Returns the full report (also written to ``--out``) of the evaluation."""
+def _load_data(args):
+    """Returns ``(train, held-out, test)`` ``ImageSet`` objects of ``--data``: the held-out set is
+    ``HOLDOUT_FRACTION`` of each training class."""
     from kerasnets import data
-    from kerasnets._keras import keras
-    from kerasnets.models.early_exit import exit_outputs_are_probabilities
-    from kerasnets.export import check_writable_dir, write_atomic
-    from kerasnets.workflow import keras_predict
-    from kerasnets.export.stages import StagedRuntime, export_stages
 
-    out = check_writable_dir(args.out)
-    start = time.perf_counter()
-    model_kwargs = json.loads(args.model_kwargs)
-    mode = "raw" if model_kwargs.get("include_preprocessing") else "cifar10"
     data.check_same_classes(data.class_names(args.data / "train"),
                             data.class_names(args.data / "test"))
     train_set = data.load_image_folder(args.data / "train", 32, args.train_per_class,
@@ -334,11 +374,86 @@ def run(args):
     train_set, held_set = data.split_holdout(train_set, HOLDOUT_FRACTION, args.seed)
     log.info("%d training, %d held-out, %d test images", len(train_set), len(held_set),
              len(test_set))
-    keras.utils.set_random_seed(args.seed)
-    model = build_model(args.arch, model_kwargs, len(train_set.class_names))
-    exit_outputs_are_probabilities(model)
-    train_joint(model, train_set.images, train_set.labels, mode, args.epochs, args.learning_rate,
-                args.batch_size, args.seed)
+    return train_set, held_set, test_set
+
+
+def _train_float(args, model_kwargs, train_set, mode):
+    """Returns the float model, initialized with ``--seed`` and trained for ``--epochs`` (0:
+    left untrained)."""
+    from kerasnets._keras import keras
+
+    classes = len(train_set.class_names)
+    if not args.epochs:
+        keras.utils.set_random_seed(args.seed)
+        return build_model(args.arch, model_kwargs, classes)
+    return train_joint(lambda: build_model(args.arch, model_kwargs, classes), train_set, mode,
+                       args.epochs, args.learning_rate, args.batch_size, args.seed).model
+
+
+def _train_qat(args, model, train_set, mode):
+    """Returns the QAT model of ``model`` fine-tuned for ``--qat-epochs`` on ``--qat-images``
+    random training images, or None (``--qat-epochs 0``: post-training int8)."""
+    if not args.qat_epochs:
+        return None
+    order = np.random.default_rng(args.seed).permutation(len(train_set))[:args.qat_images]
+    subset = dataclasses.replace(train_set, images=train_set.images[order],
+                                 labels=train_set.labels[order])
+    return train_joint(model, subset, mode, args.qat_epochs, args.qat_learning_rate,
+                       args.batch_size, args.seed, qat=True,
+                       strategy=model.distribute_strategy).model
+
+
+def _evaluate_export(args, out, name, model, qat_model, sets, calibration, reference):
+    """Returns the report of one precision ``name``: its stages and full network exported
+    into ``out / name`` and evaluated (``sets``: preprocessed held-out and test images with
+    their labels)."""
+    from kerasnets.export import write_atomic
+    from kerasnets.export.stages import StagedRuntime, export_stages
+
+    precision = "fp32" if name == "fp32" else "int8"
+    representative = calibration if precision == "int8" else None
+    log.info("exporting and evaluating %s", name)
+    manifest = export_stages(model, out / name, precision, preprocessing=sets["mode"],
+                             qat_model=qat_model, representative_images=representative)
+    full_model = full_network_tflite(model, precision, representative, qat_model)
+    write_atomic(out / name / "full_network.tflite", full_model)
+    runtime = StagedRuntime(manifest, num_threads=args.threads)
+    report = evaluate_precision(runtime, full_model, sets["held"], sets["test"], reference,
+                                args.threads, args.latency_images, args.progress)
+    log.info("\n%s", format_table(name, report))
+    return report
+
+
+def _write_outputs(args, out, report):
+    """Writes ``table.md``, ``report.json`` and ``anytime.png`` into ``out``; returns the
+    Markdown text (also printed)."""
+    from kerasnets.export import write_atomic
+
+    tables = "\n\n".join(format_table(n, r) for n, r in report["precisions"].items())
+    header = (f"{report['model']} ({report['params']:,} params), {args.epochs} epochs on "
+              f"{report['train_images']} images; Keras exit accuracies "
+              f"{[round(100 * a, 2) for a in report['keras_exit_accuracy']]}; "
+              f"{args.threads} thread(s); {report['wall_seconds']} s in all.")
+    text = header + "\n\n" + tables
+    write_atomic(out / "table.md", (text + "\n").encode())
+    write_atomic(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    plot_anytime(report["precisions"], out / "anytime.png")
+    print(text)
+    return text
+
+
+def run(args):
+    """Returns the full report (also written to ``--out``) of the evaluation."""
+    from kerasnets import data
+    from kerasnets.export import check_writable_dir
+    from kerasnets.workflow import keras_predict
+
+    out = check_writable_dir(args.out)
+    start = time.perf_counter()
+    model_kwargs = json.loads(args.model_kwargs)
+    mode = "raw" if model_kwargs.get("include_preprocessing") else "cifar10"
+    train_set, held_set, test_set = _load_data(args)
+    model = _train_float(args, model_kwargs, train_set, mode)
     train_s = time.perf_counter() - start
     keras_probs = keras_predict(model, test_set, mode)
     report = {"arch": args.arch, "model": model.name, "model_kwargs": model_kwargs,
@@ -348,49 +463,21 @@ def run(args):
               "threads": args.threads,
               "keras_exit_accuracy": exit_accuracies(keras_probs, test_set.labels),
               "precisions": {}}
-    held = (data.preprocess(held_set.images, mode), held_set.labels)
-    test = (data.preprocess(test_set.images, mode), test_set.labels)
+    sets = {"mode": mode, "held": (data.preprocess(held_set.images, mode), held_set.labels),
+            "test": (data.preprocess(test_set.images, mode), test_set.labels)}
     calibration = data.preprocess(train_set.images[::max(1, len(train_set) // 200)], mode)
-
-    exports = {"fp32": (None, "fp32")}
+    exports = {"fp32": (None, keras_probs)}
     if args.int8:
-        qat_model = None
-        if args.qat_epochs:
-            from kerasnets.quantization.qat import quantize_model
-
-            qat_model = quantize_model(model)
-            subset = slice(0, args.qat_images)
-            order = np.random.default_rng(args.seed).permutation(len(train_set))[subset]
-            train_joint(qat_model, train_set.images[order], train_set.labels[order], mode,
-                        args.qat_epochs, args.qat_learning_rate, args.batch_size, args.seed)
-        exports["int8_qat" if qat_model is not None else "int8_ptq"] = (qat_model, "int8")
-    for name, (qat_model, precision) in exports.items():
-        if precision == "fp32":
-            reference = keras_probs
+        qat_model = _train_qat(args, model, train_set, mode)
+        if qat_model is None:  # post-training int8 has no Keras twin to compare with
+            exports["int8_ptq"] = (None, None)
         else:
-            reference = keras_predict(qat_model, test_set, mode) if qat_model is not None else None
-        log.info("exporting and evaluating %s", name)
-        manifest = export_stages(model, out / name, precision, preprocessing=mode,
-                                 qat_model=qat_model,
-                                 representative_images=calibration if precision == "int8" else None)
-        full_model = full_network_tflite(model, precision,
-                                         calibration if precision == "int8" else None, qat_model)
-        write_atomic(out / name / "full_network.tflite", full_model)
-        runtime = StagedRuntime(manifest, num_threads=args.threads)
-        report["precisions"][name] = evaluate_precision(
-            runtime, full_model, held, test, reference, args.threads, args.latency_images,
-            args.progress)
-        log.info("\n%s", format_table(name, report["precisions"][name]))
+            exports["int8_qat"] = (qat_model, keras_predict(qat_model, test_set, mode))
+    for name, (qat_model, reference) in exports.items():
+        report["precisions"][name] = _evaluate_export(args, out, name, model, qat_model, sets,
+                                                      calibration, reference)
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
-    tables = "\n\n".join(format_table(n, r) for n, r in report["precisions"].items())
-    header = (f"{report['model']} ({report['params']:,} params), {args.epochs} epochs on "
-              f"{len(train_set)} images; Keras exit accuracies "
-              f"{[round(100 * a, 2) for a in report['keras_exit_accuracy']]}; "
-              f"{args.threads} thread(s); {report['wall_seconds']} s in all.")
-    write_atomic(out / "table.md", (header + "\n\n" + tables + "\n").encode())
-    write_atomic(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
-    plot_anytime(report["precisions"], out / "anytime.png")
-    print(header + "\n\n" + tables)
+    _write_outputs(args, out, report)
     return report
 
 

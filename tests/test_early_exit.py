@@ -1,21 +1,29 @@
-"""Tests of early exits: the multi-exit DenseNet and MSDNet builders, the stage split, joint
-training, the threshold policy and its calibration (kerasnets/early_exit.py), and the TFLite
-stages with their LiteRT runtime (tflite/early_exit.py)."""
+"""Tests of early exits along the pipeline: the multi-exit DenseNet and MSDNet builders
+(kerasnets/models/early_exit.py), joint training (kerasnets/training/early_exit.py and the
+evaluation script's training through kerasnets.training.fit), the stage split
+(kerasnets/export/stage_split.py), the threshold policy and its calibration
+(kerasnets/export/exit_policy.py), the TFLite stages with their LiteRT runtime
+(kerasnets/export/stages.py) and the command line (kerasnets/cli/early_exit.py)."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import kerasnets
 from kerasnets import data
-from kerasnets.models import early_exit as ee
-from kerasnets._keras import keras
 from helpers import randomize_batchnorm
+from kerasnets._keras import keras
+from kerasnets.cli import early_exit as early_exit_cli
+from kerasnets.export import exit_policy as policy
+from kerasnets.export import stage_split
+from kerasnets.export import stages as staged
+from kerasnets.models import early_exit as ee
 from kerasnets.models.profiler import profile
 from kerasnets.models.registry import get_entry
-from kerasnets.cli import early_exit as early_exit_cli
-from kerasnets.export import stages as staged
+from kerasnets.training import early_exit as joint
 
 CLASSES = 10
 
@@ -53,7 +61,7 @@ def stages_of():
 
     def get(model):
         if model.name not in cache:
-            cache[model.name] = ee.split_stages(model)
+            cache[model.name] = stage_split.split_stages(model)
         return cache[model.name]
 
     return get
@@ -210,7 +218,7 @@ def test_stages_compose_to_the_full_model(which, request, images, stages_of):
     names = [n for s in stages for n in s.layer_names]
     assert sorted(names) == sorted(l.name for l in model.layers
                                    if not isinstance(l, keras.layers.InputLayer))
-    assert sum(ee.stage_macs(model)) == profile(model).macs
+    assert sum(stage_split.stage_macs(model)) == profile(model).macs
     # Stage k reads exactly what stage k-1 passes on.
     for before, after in zip(stages, stages[1:]):
         assert before.feature_names == after.input_names
@@ -227,7 +235,7 @@ def test_msdnet_stage_one_computes_only_what_exit_one_needs(tiny_msdnet, stages_
 
 def test_split_stages_rejects_a_single_exit_model():
     with pytest.raises(ValueError, match="one output per exit"):
-        ee.split_stages(kerasnets.DenseNetCifar(depth=10, growth_rate=2))
+        stage_split.split_stages(kerasnets.DenseNetCifar(depth=10, growth_rate=2))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -235,22 +243,23 @@ def test_split_stages_rejects_a_single_exit_model():
 
 
 def test_joint_loss_weights():
-    assert ee.joint_loss_weights(3) == [1.0, 1.0, 1.0]
-    np.testing.assert_allclose(ee.joint_loss_weights(3, "linear"), [0.5, 1.0, 1.5])
+    assert joint.joint_loss_weights(3) == [1.0, 1.0, 1.0]
+    np.testing.assert_allclose(joint.joint_loss_weights(3, "linear"), [0.5, 1.0, 1.5])
     with pytest.raises(ValueError, match="kind"):
-        ee.joint_loss_weights(3, "square")
+        joint.joint_loss_weights(3, "square")
 
 
 def test_joint_loss_is_the_weighted_sum_of_exit_cross_entropies(tiny_densenet, images):
     x, y = images[0][:16], images[1][:16]
     weights = [0.2, 0.0, 1.5]
-    ee.compile_joint(tiny_densenet, keras.optimizers.SGD(0.0), loss_weights=weights)
-    loss = tiny_densenet.evaluate(x, (y,) * 3, batch_size=16, verbose=0, return_dict=True)["loss"]
+    joint.compile_joint(tiny_densenet, keras.optimizers.SGD(0.0), loss_weights=weights)
+    # One label array serves every exit (Keras gives it to each output).
+    loss = tiny_densenet.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)["loss"]
     outputs = tiny_densenet.predict(x, verbose=0)
     expected = sum(w * np.mean(-np.log(p[np.arange(len(y)), y])) for w, p in zip(weights, outputs))
     np.testing.assert_allclose(loss, expected, rtol=1e-4)
     with pytest.raises(ValueError, match="loss_weights"):
-        ee.compile_joint(tiny_densenet, "sgd", loss_weights=[1.0, 1.0])
+        joint.compile_joint(tiny_densenet, "sgd", loss_weights=[1.0, 1.0])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -261,13 +270,13 @@ def test_exit_decisions_follow_the_thresholds():
     probs = [np.array([[0.9, 0.1], [0.6, 0.4], [1.0, 0.0]]),
              np.array([[0.2, 0.8], [0.3, 0.7], [0.5, 0.5]]),
              np.array([[0.4, 0.6], [0.45, 0.55], [0.0, 1.0]])]
-    exits, predictions, confidence = ee.exit_decisions(probs, [0.8, 0.7])
+    exits, predictions, confidence = policy.exit_decisions(probs, [0.8, 0.7])
     assert exits.tolist() == [0, 1, 0] and predictions.tolist() == [0, 1, 0]
     np.testing.assert_allclose(confidence, [0.9, 0.7, 1.0])
     # 1.0 never exits early, even on a softmax that rounded to exactly 1.0.
-    exits, predictions, _ = ee.exit_decisions(probs, 1.0)
+    exits, predictions, _ = policy.exit_decisions(probs, 1.0)
     assert exits.tolist() == [2, 2, 2] and predictions.tolist() == [1, 1, 1]
-    exits, predictions, _ = ee.exit_decisions(probs, 0.0)
+    exits, predictions, _ = policy.exit_decisions(probs, 0.0)
     assert exits.tolist() == [0, 0, 0] and predictions.tolist() == [0, 0, 0]
 
 
@@ -278,7 +287,7 @@ def test_exit_decisions_follow_the_thresholds():
 ])
 def test_bad_thresholds_are_rejected(thresholds, message):
     with pytest.raises(ValueError, match=message):
-        ee.check_thresholds(thresholds, 3)
+        policy.check_thresholds(thresholds, 3)
 
 
 def _synthetic_exits(n, seed):
@@ -290,7 +299,7 @@ def _synthetic_exits(n, seed):
     for strength in (1.0, 2.0, 3.0):
         logits = rng.normal(0, 1.0, (n, 3))
         logits[np.arange(n), labels] += strength * rng.uniform(0, 2, n)
-        probs.append(ee.softmax(logits))
+        probs.append(policy.softmax(logits))
     return probs, labels
 
 
@@ -298,7 +307,7 @@ def test_calibration_meets_the_budget_and_beats_every_shared_threshold():
     probs, labels = _synthetic_exits(40, seed=3)
     costs = [2.0, 3.0, 5.0]
     budget = 5.5
-    calibration = ee.calibrate_thresholds(probs, labels, costs, budget)
+    calibration = policy.calibrate_thresholds(probs, labels, costs, budget)
     # Recomputed here, independently of simulate_exits.
     total = 0.0
     correct = 0
@@ -315,7 +324,7 @@ def test_calibration_meets_the_budget_and_beats_every_shared_threshold():
     best = 0.0
     candidates = np.unique(np.concatenate([p.max(axis=1) for p in probs[:2]] + [[0.0, 1.0]]))
     for t in candidates:
-        result = ee.simulate_exits(probs, labels, float(t), costs)
+        result = policy.simulate_exits(probs, labels, float(t), costs)
         if result.average_cost <= budget:
             best = max(best, result.accuracy)
     assert calibration.held_out.accuracy >= best
@@ -323,7 +332,7 @@ def test_calibration_meets_the_budget_and_beats_every_shared_threshold():
 
 def test_calibration_with_the_whole_budget_is_at_least_as_accurate_as_any_single_exit_rule():
     probs, labels = _synthetic_exits(60, seed=4)
-    calibration = ee.calibrate_thresholds(probs, labels, [1, 1, 1], 3.0)
+    calibration = policy.calibrate_thresholds(probs, labels, [1, 1, 1], 3.0)
     first, last = (np.mean(p.argmax(axis=1) == labels) for p in (probs[0], probs[-1]))
     assert calibration.held_out.accuracy >= max(first, last)
 
@@ -331,9 +340,9 @@ def test_calibration_with_the_whole_budget_is_at_least_as_accurate_as_any_single
 def test_calibration_rejects_an_impossible_budget():
     probs, labels = _synthetic_exits(10, seed=5)
     with pytest.raises(ValueError, match="below the cost of the first stage"):
-        ee.calibrate_thresholds(probs, labels, [2.0, 1.0, 1.0], 1.5)
+        policy.calibrate_thresholds(probs, labels, [2.0, 1.0, 1.0], 1.5)
     with pytest.raises(ValueError, match="stage_costs"):
-        ee.calibrate_thresholds(probs, labels, [2.0, 1.0], 3.0)
+        policy.calibrate_thresholds(probs, labels, [2.0, 1.0], 3.0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -357,7 +366,7 @@ def test_fp32_stages_reproduce_the_keras_exits(tiny_msdnet, fp32_export, images)
     assert (exits == 0).all()
     assert (predictions == keras_probs[0].argmax(axis=1)).all()
     # In between: the runtime stops where the NumPy policy says.
-    expected_exits, expected_predictions, _ = ee.exit_decisions(keras_probs, [0.3, 0.25])
+    expected_exits, expected_predictions, _ = policy.exit_decisions(keras_probs, [0.3, 0.25])
     predictions, exits, _ = runtime.evaluate(x, [0.3, 0.25])
     assert exits.tolist() == expected_exits.tolist()
     assert predictions.tolist() == expected_predictions.tolist()
@@ -367,7 +376,7 @@ def test_single_input_stages_match_keras(tiny_densenet, densenet_export, images)
     manifest = staged.load_manifest(densenet_export)
     # One input per stage (its name is the converter's signature name).
     assert [len(s["inputs"]) for s in manifest["stages"]] == [1] * 3
-    assert [s["macs"] for s in manifest["stages"]] == ee.stage_macs(tiny_densenet)
+    assert [s["macs"] for s in manifest["stages"]] == stage_split.stage_macs(tiny_densenet)
     probs, _ = staged.StagedRuntime(densenet_export).profile(images[0][:8])
     for got, expected in zip(probs, tiny_densenet.predict(images[0][:8], verbose=0)):
         np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -378,7 +387,7 @@ def test_calibrated_thresholds_meet_a_mac_budget_on_held_out_images(fp32_export,
     x, y = images
     probs, _ = runtime.profile(x[::2])
     budget = 0.5 * sum(runtime.macs)
-    calibration = ee.calibrate_thresholds(probs, y[::2], runtime.macs, budget)
+    calibration = policy.calibrate_thresholds(probs, y[::2], runtime.macs, budget)
     assert calibration.held_out.average_cost <= budget
     _, exits, _ = runtime.evaluate(x[::2], calibration.thresholds)
     assert np.mean(np.cumsum(runtime.macs)[exits]) <= budget
@@ -443,7 +452,7 @@ def test_qat_int8_stages_follow_the_qat_model(images, tmp_path):
     qat_model = quantize_model(model)
     x, y = images
     # One pass in training mode sets the quantization ranges (the learning rate is 0).
-    ee.compile_joint(qat_model, keras.optimizers.SGD(0.0))
+    joint.compile_joint(qat_model, keras.optimizers.SGD(0.0))
     qat_model.fit(x, (y,) * 3, batch_size=len(x), epochs=1, verbose=0)
     manifest = staged.export_stages(model, tmp_path, "int8", preprocessing="cifar10",
                                     qat_model=qat_model, representative_images=x)
@@ -474,6 +483,22 @@ def test_cli_evaluates_stages_on_an_image_folder(fp32_export, cifar_dir, capsys)
                         "--thresholds", "0.2", "0.3", "0.4", "--no-progress"]) == 2
 
 
+def test_cli_help_imports_no_tensorflow():
+    """The staged runtime and the policy need NumPy and LiteRT only: --help answers without
+    importing TensorFlow."""
+    code = ("import sys\n"
+            "from kerasnets.cli import early_exit\n"
+            "try:\n"
+            "    early_exit.main(['--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--thresholds" in done.stdout
+
+
 def test_eval_script_sums_each_images_stage_times_up_to_its_exit():
     from benchmarks import early_exit_eval
 
@@ -483,3 +508,31 @@ def test_eval_script_sums_each_images_stage_times_up_to_its_exit():
                                [1.0, 22.0])
     np.testing.assert_allclose(early_exit_eval.measured_policy_seconds(probs, seconds, 1.0),
                                [11.0, 22.0])
+
+
+def test_eval_script_trains_every_exit_through_fit(images):
+    """The evaluation script trains through kerasnets.training.fit: one cross-entropy per exit,
+    weighted 1 (MSDNet's uniform joint loss), so the loss is the sum of the exits' losses."""
+    from benchmarks import early_exit_eval
+
+    image_set = data.load_image_folder(data.embedded_dataset("train"), 32, per_class=2,
+                                       progress=False)
+    kwargs = {"blocks": 3, "step": 1, "base": 1, "growth_rate": 2, "stem_channels": 4,
+              "classifier_channels": 8}
+    result = early_exit_eval.train_joint(
+        lambda: early_exit_eval.build_model("msdnet", kwargs, CLASSES), image_set, "cifar10",
+        epochs=1, learning_rate=1e-3, batch_size=10, seed=0)
+    names = result.model.output_names
+    assert len(names) == 3
+    history = result.history
+    np.testing.assert_allclose(history["loss"][0],
+                               sum(history[f"{name}_loss"][0] for name in names), rtol=1e-4)
+
+
+def test_eval_script_refuses_exits_that_output_logits():
+    """Its training loss reads probabilities: logits exits would train on a wrong loss."""
+    from benchmarks import early_exit_eval
+
+    with pytest.raises(ValueError, match="softmax"):
+        early_exit_eval.build_model("msdnet", {"blocks": 2, "step": 1, "base": 1,
+                                               "classifier_activation": None}, CLASSES)

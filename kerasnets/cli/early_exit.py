@@ -11,16 +11,19 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 
+from kerasnets import data
 from kerasnets.cli.common import call_reporting_errors, configure_logging
+from kerasnets.export.exit_policy import check_thresholds
 from kerasnets.export.stages import MANIFEST_NAME, StagedRuntime
 
 log = logging.getLogger("kerasnets.early_exit_tflite")
 
 
-def build_parser(prog="kerasnets early-exit"):
+def build_parser(prog: str = "kerasnets early-exit") -> argparse.ArgumentParser:
     """Returns the ``argparse`` parser of the command line."""
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__.split("\n\n")[0],
@@ -41,9 +44,6 @@ def build_parser(prog="kerasnets early-exit"):
 
 def _evaluate_command(args):
     """Returns ``(runtime, images, predictions, exits, seconds)`` of the command line's run."""
-    from kerasnets import data
-    from kerasnets.models.early_exit import check_thresholds
-
     runtime = StagedRuntime(args.stages, num_threads=args.threads)
     thresholds = args.thresholds[0] if len(args.thresholds) == 1 else args.thresholds
     check_thresholds(thresholds, runtime.num_exits)
@@ -60,7 +60,7 @@ def _evaluate_command(args):
     return runtime, images, predictions, exits, seconds
 
 
-def main(argv=None, prog="kerasnets early-exit"):
+def main(argv: Optional[Sequence[str]] = None, prog: str = "kerasnets early-exit") -> int:
     """Returns the exit status of the command line (0 success, 2 bad input, 1 other errors)."""
     args = build_parser(prog).parse_args(argv)
     configure_logging()

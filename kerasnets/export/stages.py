@@ -1,14 +1,15 @@
 """Early-exit models as TFLite stages, and the LiteRT runtime that runs stages until an exit is
 confident enough.
 
-``export_stages`` splits a multi-exit Keras model (``kerasnets.models.early_exit.split_stages``) and
+``export_stages`` splits a multi-exit Keras model (``kerasnets.export.stage_split``) and
 converts each stage with ``kerasnets.export.convert`` (fp32, or int8: post-training or from
 a QAT model) into one ``.tflite`` file per stage: stage k takes stage k-1's features and returns
 its own features and its exit's output. Beside the files, ``early_exit.json`` (the manifest) lists
 them with their sha256, MACs and tensor names, and the fingerprint of the model they came from;
 each file also carries that fingerprint and its stage number in its TFLite metadata
 (``kerasnets_early_exit``). ``StagedRuntime`` refuses a stage file that belongs to another model,
-another position or another export.
+another position or another export, and stops at the first exit whose confidence reaches its
+threshold (the policy of ``kerasnets.export.exit_policy``).
 
 The command line (``kerasnets early-exit``) evaluates exported stages on an image folder.
 """
@@ -17,12 +18,25 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
+
 import numpy as np
 from tqdm import tqdm
+
+from kerasnets import data
+from kerasnets.export.convert import check_writable_dir, convert, write_atomic
+from kerasnets.export.exit_policy import (
+    Thresholds, check_thresholds, exit_outputs_are_probabilities, softmax,
+)
+from kerasnets.export.int8_forms import add_metadata, read_metadata
+from kerasnets.export.interpreter import load_interpreter
+
+# TensorFlow is imported where a Keras model is split, not on import: the command line over
+# StagedRuntime answers --help without it.
+if TYPE_CHECKING:
+    from kerasnets._keras import keras
 
 log = logging.getLogger("kerasnets.early_exit_tflite")
 
@@ -33,7 +47,7 @@ METADATA_NAME = "kerasnets_early_exit"
 STAGE_PRECISIONS = ("fp32", "int8")
 
 
-def model_fingerprint(model, precision):
+def model_fingerprint(model: "keras.Model", precision: str) -> str:
     """Returns the sha256 (hex) of a Keras model's architecture, weights and the export precision:
     the identity a stage file is checked against."""
     digest = hashlib.sha256()
@@ -45,55 +59,15 @@ def model_fingerprint(model, precision):
     return digest.hexdigest()
 
 
-def add_metadata(tflite_model, name, data):
-    """Returns the ``.tflite`` bytes with a metadata entry ``name`` holding ``data`` (bytes)."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0)
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(data, dtype=np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = name
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = (model.metadata or []) + [entry]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def read_metadata(tflite_model, name):
-    """Returns the bytes of metadata entry ``name`` of a ``.tflite`` model, or None.
-
-    Raises ``ValueError`` when the bytes are not a TFLite flatbuffer.
-    """
-    from ai_edge_litert import schema_py_generated as schema
-
-    data = bytes(tflite_model)
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError("not a TFLite model (no 'TFL3' flatbuffer identifier)")
-    model = schema.Model.GetRootAs(data, 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name() is not None and entry.Name().decode() == name:
-            return model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
-    return None
-
-
 def _convert_stage(model, precision, representative_data):
     """Returns ``(tflite bytes, signature input names in the model's input order)`` of one stage
     model."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from kerasnets.export.convert import convert
-
     if len(model.inputs) > 1:
         return (convert(model, precision, representative_data),
                 [f"input_{i}" for i in range(len(model.inputs))])
-    data = None if representative_data is None else representative_data[0]
-    tflite_model = convert(model, precision, data)
-    signature = Interpreter(model_content=tflite_model).get_signature_list()
+    images = None if representative_data is None else representative_data[0]
+    tflite_model = convert(model, precision, images)
+    signature = load_interpreter(tflite_model).get_signature_list()
     (inputs,) = [s["inputs"] for s in signature.values()]
     return tflite_model, list(inputs)
 
@@ -102,30 +76,9 @@ def _as_list(outputs):
     return outputs if isinstance(outputs, list) else [outputs]
 
 
-def export_stages(model, out_dir, precision="fp32", *, preprocessing, qat_model=None,
-                  representative_images=None, progress=False):
-    """Returns the path of the manifest after writing one ``.tflite`` file per stage of ``model``.
-
-    Args:
-      model: the float multi-exit Keras model (MACs and exit activations are read from it).
-      out_dir: folder for ``stage{k}.tflite`` and ``early_exit.json`` (created if needed).
-      precision: ``"fp32"`` or ``"int8"`` (full-integer, float inputs and outputs).
-      preprocessing: the ``kerasnets.data.preprocess`` mode of the model's inputs (recorded so
-        that the runtime's users feed what the model expects).
-      qat_model: for int8, the QAT model of ``model`` (``kerasnets.quantization.qat.quantize_model``, after
-        fine-tuning); without it int8 is post-training quantization of ``model``.
-      representative_images: for int8, preprocessed float32 images ``(n, rows, cols, 3)``:
-        stage k is calibrated on the features that stages 1..k-1 (Keras) compute from them.
-      progress: show a progress bar over the stages.
-
-    Raises:
-      ValueError: bad precision, int8 without representative images, a QAT model that does not
-        match ``model``, or a model that cannot be split (see ``split_stages``).
-    """
-    from kerasnets import data
-    from kerasnets.models.early_exit import exit_outputs_are_probabilities, split_stages, stage_macs
-    from kerasnets.export.convert import check_writable_dir, write_atomic
-
+def _check_export_args(model, precision, preprocessing, qat_model, representative_images):
+    """Returns the model the stages are cut from (``qat_model`` when given, else ``model``)
+    after checking the arguments of ``export_stages``."""
     if precision not in STAGE_PRECISIONS:
         raise ValueError(
             f"`precision` must be one of {STAGE_PRECISIONS}; received precision={precision!r}")
@@ -142,32 +95,69 @@ def export_stages(model, out_dir, precision="fp32", *, preprocessing, qat_model=
             f"`qat_model` has {len(source.outputs)} outputs but `model` has "
             f"{len(model.outputs)} exits; pass the QAT model made from `model`"
         )
+    return source
+
+
+def _write_stage(stage, tflite_model, input_names, out, identity, macs):
+    """Returns the manifest entry of ``stage`` after writing its ``.tflite`` file, stamped with
+    ``identity`` (fingerprint, stage number, model name) in its metadata, into ``out``."""
+    tflite_model = add_metadata(tflite_model, METADATA_NAME, json.dumps(
+        {**identity, "stage": stage.index}).encode())
+    path = out / f"stage{stage.index + 1}.tflite"
+    write_atomic(path, tflite_model)
+    return {
+        "file": path.name, "sha256": hashlib.sha256(tflite_model).hexdigest(),
+        "macs": macs, "inputs": input_names,
+        "outputs": [f"output_{i}" for i in range(len(stage.model.outputs))],
+        "input_names": list(stage.input_names), "feature_names": list(stage.feature_names),
+        "size_bytes": len(tflite_model),
+    }
+
+
+def export_stages(model: "keras.Model", out_dir: Union[str, Path], precision: str = "fp32", *,
+                  preprocessing: str, qat_model: Optional["keras.Model"] = None,
+                  representative_images: Optional[np.ndarray] = None,
+                  progress: bool = False) -> Path:
+    """Returns the path of the manifest after writing one ``.tflite`` file per stage of ``model``.
+
+    Args:
+      model: the float multi-exit Keras model (MACs and exit activations are read from it).
+      out_dir: folder for ``stage{k}.tflite`` and ``early_exit.json`` (created if needed).
+      precision: ``"fp32"`` or ``"int8"`` (full-integer, float inputs and outputs).
+      preprocessing: the ``kerasnets.data.preprocess`` mode of the model's inputs (recorded so
+        that the runtime's users feed what the model expects).
+      qat_model: for int8, the QAT model of ``model``
+        (``kerasnets.quantization.qat.quantize_model``, after fine-tuning); without it int8 is
+        post-training quantization of ``model``.
+      representative_images: for int8, preprocessed float32 images ``(n, rows, cols, 3)``:
+        stage k is calibrated on the features that stages 1..k-1 (Keras) compute from them.
+      progress: show a progress bar over the stages.
+
+    Raises:
+      ValueError: bad precision, int8 without representative images, a QAT model that does not
+        match ``model``, or a model that cannot be split (see ``split_stages``).
+    """
+    from kerasnets.export.stage_split import split_stages, stage_macs
+
+    source = _check_export_args(model, precision, preprocessing, qat_model,
+                                representative_images)
     out = check_writable_dir(out_dir)
     macs = stage_macs(model)
     stages = split_stages(source)
     fingerprint = model_fingerprint(source, precision)
-    features = None if representative_images is None else [
+    identity = {"fingerprint": fingerprint, "stages": len(stages), "model": model.name}
+    features = None if precision != "int8" else [
         np.asarray(representative_images, dtype="float32")]
     entries = []
     for stage in tqdm(stages, desc=f"exporting {precision} stages", disable=not progress,
                       leave=False):
-        calibration = features if precision == "int8" else None
-        tflite_model, input_names = _convert_stage(stage.model, precision, calibration)
+        tflite_model, input_names = _convert_stage(stage.model, precision, features)
         if precision == "int8" and stage.index < len(stages) - 1:
+            # The next stage is calibrated on what this one passes on.
             features = _as_list(stage.model.predict(
                 features if len(features) > 1 else features[0], batch_size=64, verbose=0))[:-1]
-        tflite_model = add_metadata(tflite_model, METADATA_NAME, json.dumps({
-            "fingerprint": fingerprint, "stage": stage.index, "stages": len(stages),
-            "model": model.name}).encode())
-        path = out / f"stage{stage.index + 1}.tflite"
-        write_atomic(path, tflite_model)
-        entries.append({
-            "file": path.name, "sha256": hashlib.sha256(tflite_model).hexdigest(),
-            "macs": macs[stage.index], "inputs": input_names,
-            "outputs": [f"output_{i}" for i in range(len(stage.model.outputs))],
-            "input_names": list(stage.input_names), "feature_names": list(stage.feature_names),
-            "size_bytes": len(tflite_model),
-        })
+        entries.append(_write_stage(stage, tflite_model, input_names, out, identity,
+                                    macs[stage.index]))
     manifest = {
         "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "model": model.name,
         "fingerprint": fingerprint, "precision": precision, "qat": qat_model is not None,
@@ -180,7 +170,7 @@ def export_stages(model, out_dir, precision="fp32", *, preprocessing, qat_model=
     return path
 
 
-def load_manifest(path):
+def load_manifest(path: Union[str, Path]) -> dict:
     """Returns the manifest dict of exported stages (``path``: the JSON file or its folder)."""
     path = Path(path)
     if path.is_dir():
@@ -199,7 +189,8 @@ def load_manifest(path):
     return manifest
 
 
-def check_stage_file(tflite_model, manifest, index, path="<bytes>"):
+def check_stage_file(tflite_model: bytes, manifest: dict, index: int,
+                     path: Union[str, Path] = "<bytes>") -> None:
     """Returns nothing; raises ``ValueError`` unless ``tflite_model`` is stage ``index`` (0-based)
     of the export described by ``manifest``."""
     try:
@@ -233,6 +224,22 @@ def check_stage_file(tflite_model, manifest, index, path="<bytes>"):
         )
 
 
+def _load_stage(path, manifest, index, num_threads):
+    """Returns ``(interpreter, input tensor indices, output tensor indices)`` of stage ``index``
+    read from ``path``, after checking it is the file exported as that stage."""
+    try:
+        tflite_model = Path(path).read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read stage file {str(path)!r}: {err}") from err
+    check_stage_file(tflite_model, manifest, index, path)
+    interpreter = load_interpreter(tflite_model, num_threads)
+    runner = interpreter.get_signature_runner()
+    inputs, outputs = runner.get_input_details(), runner.get_output_details()
+    entry = manifest["stages"][index]
+    return (interpreter, [inputs[name]["index"] for name in entry["inputs"]],
+            [outputs[name]["index"] for name in entry["outputs"]])
+
+
 @dataclasses.dataclass(frozen=True)
 class ExitRun:
     """One image through ``StagedRuntime.run``: the class, the exit it left at (0-based), that
@@ -260,13 +267,10 @@ class StagedRuntime:
         does not belong to the model, is at the wrong position or was modified.
     """
 
-    def __init__(self, manifest, stage_files=None, num_threads=1):
-        from ai_edge_litert.interpreter import Interpreter
-
+    def __init__(self, manifest: Union[str, Path],
+                 stage_files: Optional[Sequence[Union[str, Path]]] = None, num_threads: int = 1):
         from kerasnets.models.convention import check_positive_int
-        from kerasnets.models.early_exit import check_thresholds
 
-        self._check_thresholds = check_thresholds
         self.manifest = load_manifest(manifest)
         entries = self.manifest["stages"]
         if stage_files is None:
@@ -278,20 +282,8 @@ class StagedRuntime:
                 f"{self.manifest['model']!r} in order; received {len(stage_files)} files"
             )
         check_positive_int("num_threads", num_threads)
-        self._stages = []
-        for index, (path, entry) in enumerate(zip(stage_files, entries)):
-            try:
-                tflite_model = Path(path).read_bytes()
-            except OSError as err:
-                raise ValueError(f"cannot read stage file {str(path)!r}: {err}") from err
-            check_stage_file(tflite_model, self.manifest, index, path)
-            interpreter = Interpreter(model_content=tflite_model, num_threads=num_threads)
-            interpreter.allocate_tensors()
-            runner = interpreter.get_signature_runner()
-            inputs, outputs = runner.get_input_details(), runner.get_output_details()
-            self._stages.append((interpreter,
-                                 [inputs[name]["index"] for name in entry["inputs"]],
-                                 [outputs[name]["index"] for name in entry["outputs"]]))
+        self._stages = [_load_stage(path, self.manifest, index, num_threads)
+                        for index, path in enumerate(stage_files)]
         self.num_exits = len(self._stages)
         self.macs = [int(e["macs"]) for e in entries]
         self._probabilities = bool(self.manifest["probabilities"])
@@ -317,16 +309,14 @@ class StagedRuntime:
         return result, time.perf_counter() - start
 
     def _probs(self, output):
-        from kerasnets.models.early_exit import softmax
-
         y = output[0].astype("float64")
         return y if self._probabilities else softmax(y)
 
-    def run(self, image, thresholds):
+    def run(self, image: np.ndarray, thresholds: Thresholds) -> ExitRun:
         """Returns the ``ExitRun`` of one preprocessed image: stages run until the max softmax
         of stage k's exit reaches ``thresholds[k]`` (one per early exit, or one for all; 1.0
         never exits early), or the last exit answers."""
-        thresholds = self._check_thresholds(thresholds, self.num_exits) + (0.0,)
+        thresholds = check_thresholds(thresholds, self.num_exits) + (0.0,)
         features = [self._image(image)]
         seconds = 0.0
         index = 0
@@ -341,7 +331,7 @@ class StagedRuntime:
             features = outputs[:-1]
             index += 1
 
-    def run_all(self, image):
+    def run_all(self, image: np.ndarray) -> Tuple[List[np.ndarray], List[float]]:
         """Returns ``(probabilities per exit, seconds per stage)`` of one image through every
         stage (anytime prediction: every exit's answer)."""
         features = [self._image(image)]
@@ -353,7 +343,8 @@ class StagedRuntime:
             features = outputs[:-1]
         return probabilities, seconds
 
-    def profile(self, images, progress=False):
+    def profile(self, images: np.ndarray,
+                progress: bool = False) -> Tuple[List[np.ndarray], np.ndarray]:
         """Returns ``(probabilities, seconds)``: per exit an array ``(n, classes)`` of the
         images' probabilities, and an array ``(n, stages)`` of each stage's measured time."""
         probabilities, seconds = [], []
@@ -365,7 +356,8 @@ class StagedRuntime:
         return [np.stack([p[k] for p in probabilities]) for k in range(self.num_exits)], \
             np.asarray(seconds)
 
-    def evaluate(self, images, thresholds, progress=False):
+    def evaluate(self, images: np.ndarray, thresholds: Thresholds,
+                 progress: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Returns ``(predictions, exit indices, seconds)`` arrays (n,) of the early-exit
         policy run for real, image by image."""
         runs = [self.run(image, thresholds) for image in tqdm(
