@@ -136,7 +136,7 @@ def test_local_target_command_line_and_report(converted, tmp_path, caplog):
             assert record["ok"] and record["count"] == 5 and record["avg_us"] > 0
             # Each combination ran in its own process, which the record names.
             assert "-m kerasnets.bench.local" in record["command"]
-            assert f"--threads {record['threads']}" in record["command"]
+            assert f'"threads": {record["threads"]}' in record["command"]
     assert "delegate='gpu' is not available" in caplog.text
 
     written = report.write_report([out], tmp_path / "report")

@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class DeviceUnavailableError(AdbError):
 class AdbTimeoutError(AdbError):
     """An adb command ran past its time limit; ``output`` holds what it printed until then."""
 
-    def __init__(self, message, output):
+    def __init__(self, message: str, output: str):
         super().__init__(message)
         self.output = output
 
@@ -91,13 +92,13 @@ def _signal_name(number):
         return "unknown signal"
 
 
-def describe_state(serial, state):
+def describe_state(serial: str, state: str) -> str:
     """Returns a sentence saying that device ``serial`` is in ``state`` and what to do."""
     advice = _STATE_ADVICE.get(state, f"is in state '{state}', not 'device'")
     return f"device {serial} {advice}"
 
 
-def device_problem(output):
+def device_problem(output: str) -> str | None:
     """Returns the _STATE_ADVICE key for adb's device error in ``output``, or None."""
     for pattern, state in _DEVICE_ERRORS:
         if pattern.search(output):
@@ -105,7 +106,7 @@ def device_problem(output):
     return None
 
 
-def find_adb(explicit=None, environ=None):
+def find_adb(explicit: str | None = None, environ: dict | None = None) -> str:
     """Returns the path of the adb executable: ``explicit``, else ``$ADB``, else PATH.
 
     Raises AdbNotFoundError naming where it looked.
@@ -129,7 +130,7 @@ def find_adb(explicit=None, environ=None):
     return found
 
 
-def parse_devices(text):
+def parse_devices(text: str) -> list[DeviceEntry]:
     """Returns the DeviceEntry list of ``adb devices [-l]`` output.
 
     Skips the header, the ``* daemon ...`` lines of a starting server and blank lines.
@@ -150,7 +151,7 @@ def parse_devices(text):
     return entries
 
 
-def parse_getprop(text):
+def parse_getprop(text: str) -> dict[str, str]:
     """Returns {property: value} from the output of ``getprop`` (``[key]: [value]`` lines)."""
     props = {}
     for line in text.splitlines():
@@ -160,7 +161,7 @@ def parse_getprop(text):
     return props
 
 
-def device_info(serial, props):
+def device_info(serial: str | None, props: dict[str, str]) -> dict:
     """Returns the record's ``device`` dict built from ``getprop`` properties."""
 
     def prop(*names):
@@ -191,12 +192,12 @@ def device_info(serial, props):
 class Adb:
     """Runs adb commands; ``kill_all`` stops every command still running (on Ctrl-C)."""
 
-    def __init__(self, executable):
+    def __init__(self, executable: str):
         self.executable = executable
         self._running = set()
         self._lock = threading.Lock()
 
-    def run(self, args, serial=None, timeout=120.0):
+    def run(self, args: list[str], serial: str | None = None, timeout: float = 120.0) -> Result:
         """Returns the Result of ``adb [-s serial] args``.
 
         Raises DeviceUnavailableError when adb reports that the device cannot be reached,
@@ -244,18 +245,18 @@ class Adb:
                 raise DeviceUnavailableError(describe_state(serial, problem))
         return Result(process.returncode, output, time.monotonic() - start)
 
-    def devices(self):
+    def devices(self) -> list[DeviceEntry]:
         """Returns the DeviceEntry list of ``adb devices -l``; raises AdbError if it fails."""
         result = self.run(["devices", "-l"], timeout=60.0)
         if result.returncode != 0:
             raise AdbError(f"'adb devices -l' failed: {result.output.strip()}")
         return parse_devices(result.output)
 
-    def shell(self, serial, command, timeout):
+    def shell(self, serial: str, command: str, timeout: float) -> Result:
         """Returns the Result of ``command`` (one string, already quoted) on the device."""
         return self.run(["shell", command], serial=serial, timeout=timeout)
 
-    def push(self, serial, local, remote, timeout):
+    def push(self, serial: str, local: Path | str, remote: str, timeout: float) -> Result:
         """Pushes ``local`` to the device path ``remote``; raises AdbError on failure.
 
         ``remote`` is a plain path, not shell text: adb sends it over its file protocol.
@@ -268,7 +269,7 @@ class Adb:
         logger.debug("device %s: %s", serial, result.output.strip())
         return result
 
-    def getprop(self, serial, timeout=60.0):
+    def getprop(self, serial: str, timeout: float = 60.0) -> dict[str, str]:
         """Returns the device's system properties as a dict; raises AdbError on failure."""
         result = self.shell(serial, "getprop", timeout)
         props = parse_getprop(result.output)
@@ -279,7 +280,7 @@ class Adb:
             )
         return props
 
-    def kill_all(self):
+    def kill_all(self) -> None:
         """Kills every adb command still running, with the processes it started."""
         with self._lock:
             running = list(self._running)

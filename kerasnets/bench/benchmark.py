@@ -280,12 +280,12 @@ def run_local(options: Options, writer: RecordWriter, stop: threading.Event) -> 
         except ValueError as error:
             writer.write(finish_record(record, f"this host: {error}"))
             continue
-        argv = local.command_line(
-            model["model_path"], threads, delegate, options.runs, options.warmup,
-            local.DEFAULT_MIN_SECS if options.min_secs is None else options.min_secs,
-            local.DEFAULT_WARMUP_MIN_SECS if options.warmup_min_secs is None
-            else options.warmup_min_secs,
-        )
+        seconds = {name: value for name, value in (("min_secs", options.min_secs),
+                                                   ("warmup_min_secs", options.warmup_min_secs))
+                   if value is not None}  # None: benchmark_model's defaults, as on a device
+        argv = local.command_line(model_path=model["model_path"], threads=threads,
+                                  delegate=delegate, runs=options.runs, warmup=options.warmup,
+                                  **seconds)
         record["command"] = shlex.join(argv)
         try:
             process = subprocess.run(argv, capture_output=True, text=True,

@@ -2,8 +2,8 @@
 
 For a user without a phone: the same record fields, measured with
 ``ai_edge_litert.interpreter.Interpreter``. benchmark.py runs each (model, threads, delegate)
-as ``python -m kerasnets.bench.local ...`` in a fresh process, as benchmark_model is a fresh
-process per run. The method follows benchmark_model (tensorflow/lite/tools/benchmark/
+as ``python -m kerasnets.bench.local '{"model_path": ..., "threads": ...}'`` in a fresh process,
+as benchmark_model is a fresh process per run. The method follows benchmark_model (tensorflow/lite/tools/benchmark/
 benchmark_model.cc) step by step; where it differs, it says so:
 
 - init_us: benchmark_model times Init() (load the model, build the interpreter, apply the
@@ -33,12 +33,13 @@ with no minimum duration, reports the sample standard deviation, and rounds to 0
 benchmarks/bench_local_vs_litert_tool.py compares the two side by side.
 """
 
-import argparse
 import json
 import math
 import platform
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from ai_edge_litert import __version__ as litert_version
@@ -82,7 +83,7 @@ def _cpu_name():
     return platform.processor() or None
 
 
-def host_device_info():
+def host_device_info() -> dict:
     """Returns the record's ``device`` dict describing this host."""
     machine = platform.machine()
     return {
@@ -101,7 +102,8 @@ def host_device_info():
     }
 
 
-def timed_runs(step, min_runs, min_secs, max_secs):
+def timed_runs(step: Callable[[], object], min_runs: int, min_secs: float,
+               max_secs: float) -> list[float]:
     """Returns the durations (us) of calls to ``step``, with benchmark_model's stopping rule.
 
     Runs while fewer than ``min_runs`` runs were made or less than ``min_secs`` passed, and
@@ -119,7 +121,7 @@ def timed_runs(step, min_runs, min_secs, max_secs):
     return samples
 
 
-def summarize(samples_us):
+def summarize(samples_us: list[float]) -> dict:
     """Returns count, avg, population std, min, max, median, p5, p95 of ``samples_us``."""
     values = np.asarray(samples_us, dtype=np.float64)
     avg = float(values.mean())
@@ -152,7 +154,7 @@ def _fill_random_inputs(interpreter, rng):
         interpreter.set_tensor(detail["index"], data)
 
 
-def check_delegate(delegate):
+def check_delegate(delegate: str) -> None:
     """Raises ValueError when ``delegate`` cannot run on this host."""
     if delegate not in LOCAL_DELEGATES:
         raise ValueError(
@@ -162,16 +164,16 @@ def check_delegate(delegate):
 
 
 def benchmark_local(
-    model_path,
-    threads,
-    delegate,
-    runs=50,
-    warmup=1,
-    min_secs=DEFAULT_MIN_SECS,
-    warmup_min_secs=DEFAULT_WARMUP_MIN_SECS,
-    max_secs=DEFAULT_MAX_SECS,
-    seed=0,
-):
+    model_path: Path | str,
+    threads: int,
+    delegate: str,
+    runs: int = 50,
+    warmup: int = 1,
+    min_secs: float = DEFAULT_MIN_SECS,
+    warmup_min_secs: float = DEFAULT_WARMUP_MIN_SECS,
+    max_secs: float = DEFAULT_MAX_SECS,
+    seed: int = 0,
+) -> dict:
     """Returns the timing fields of kerasnets.bench.parse for one model on this host.
 
     ``threads`` is the interpreter's thread count, ``delegate`` "cpu" or "xnnpack".
@@ -207,36 +209,17 @@ def benchmark_local(
     return result
 
 
-def command_line(model_path, threads, delegate, runs, warmup, min_secs, warmup_min_secs):
-    """Returns the argv that measures one model in a fresh process (see main)."""
-    return [
-        sys.executable, "-m", "kerasnets.bench.local", str(model_path),
-        "--threads", str(threads), "--delegate", delegate, "--runs", str(runs),
-        "--warmup", str(warmup), "--min-secs", f"{min_secs:g}",
-        "--warmup-min-secs", f"{warmup_min_secs:g}",
-    ]
+def command_line(**arguments: object) -> list[str]:
+    """Returns the argv that runs ``benchmark_local(**arguments)`` in a fresh process (see main)."""
+    return [sys.executable, "-m", "kerasnets.bench.local", json.dumps(arguments)]
 
 
-def main(argv=None):
-    """Measures one model and prints its fields as one JSON line; returns 0 (2: usage error)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m kerasnets.bench.local",
-        description="One --target local measurement in this process; prints one JSON line. "
-                    "benchmark.py --target local runs this once per (model, threads, delegate), "
-                    "each in a fresh process like benchmark_model.",
-    )
-    parser.add_argument("model", metavar="MODEL.tflite")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--delegate", default="xnnpack", choices=sorted(LOCAL_DELEGATES))
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--min-secs", type=float, default=DEFAULT_MIN_SECS)
-    parser.add_argument("--warmup-min-secs", type=float, default=DEFAULT_WARMUP_MIN_SECS)
-    args = parser.parse_args(argv)
-    result = benchmark_local(args.model, args.threads, args.delegate, runs=args.runs,
-                             warmup=args.warmup, min_secs=args.min_secs,
-                             warmup_min_secs=args.warmup_min_secs)
-    print(json.dumps(result))
+def main(argv: list[str] | None = None) -> int:
+    """Prints ``benchmark_local(**arguments)`` as one JSON line, the arguments one JSON object
+    (``command_line``'s); returns 0. ``--target local`` runs this once per (model, threads,
+    delegate), each in a fresh process like benchmark_model."""
+    arguments = json.loads((sys.argv[1:] if argv is None else argv)[0])
+    print(json.dumps(benchmark_local(**arguments)))
     return 0
 
 

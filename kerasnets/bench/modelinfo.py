@@ -45,7 +45,7 @@ _ELF_MACHINE_ABI = {
 }
 
 
-def file_sha256(path):
+def file_sha256(path: Path | str) -> str:
     """Returns the hex sha256 of the file at ``path``."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -80,7 +80,7 @@ def _tensor_type_counts(model):
     return activations, weights
 
 
-def tflite_precision(path):
+def tflite_precision(path: Path | str) -> str:
     """Returns the precision label of a ``.tflite`` file (see the module docstring).
 
     Raises ValueError when the file is not a TFLite flatbuffer.
@@ -106,7 +106,7 @@ def tflite_precision(path):
     return "float32"
 
 
-def model_info(path):
+def model_info(path: Path | str) -> dict:
     """Returns {"model_path", "model_name", "model_sha256", "model_bytes", "precision"}.
 
     ``precision`` is None when the file cannot be read as a flatbuffer (the benchmark still
@@ -126,7 +126,7 @@ def model_info(path):
     }
 
 
-def binary_abi(path):
+def binary_abi(path: Path | str) -> str | None:
     """Returns the Android ABI an ELF executable was built for, or None for a ``#!`` script.
 
     Raises ValueError when the file is neither an ELF executable nor a script, or is an ELF

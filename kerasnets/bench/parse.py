@@ -61,7 +61,9 @@ _MEMORY_DELTA = re.compile(
     rf"Memory footprint delta from the start of the tool \(MB\): init=({_NUMBER}) "
     rf"overall=({_NUMBER})"
 )
-_MEMORY_PEAK_OLD = re.compile(rf"Peak memory footprint \(MB\): init=({_NUMBER}) overall=({_NUMBER})")
+_MEMORY_PEAK_OLD = re.compile(
+    rf"Peak memory footprint \(MB\): init=({_NUMBER}) overall=({_NUMBER})"
+)
 _MEMORY_PEAK_MONITOR = re.compile(
     rf"Overall peak memory footprint \(MB\) via periodic monitoring: ({_NUMBER})"
 )

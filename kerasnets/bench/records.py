@@ -202,8 +202,9 @@ def parse_record_line(path: Path, number: int, line: str) -> dict | None:
         return None
     if not isinstance(value, dict):
         raise RecordsFileError(
-            f"{path}:{number}: a JSON {type(value).__name__}, not a record object{_looks_like(value)}"
-            "; records files hold one JSON object per line, as 'kerasnets bench --out' writes")
+            f"{path}:{number}: a JSON {type(value).__name__}, not a record object"
+            f"{_looks_like(value)}; records files hold one JSON object per line, as "
+            "'kerasnets bench --out' writes")
     missing = [key for key in _RECORD_KEYS if key not in value]
     if missing:
         raise RecordsFileError(

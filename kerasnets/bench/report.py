@@ -59,7 +59,7 @@ _MEDIAN_FIELDS = {
 }
 
 
-def device_label(device):
+def device_label(device: dict | None) -> str:
     """Returns a short readable name of a record's device: "Google Pixel 7 (SERIAL)"."""
     device = device or {}
     serial = device.get("serial") or "no device"
@@ -214,7 +214,7 @@ def markdown_table(rows: list[dict]) -> str:
                      [tuple(_cell(row, key, fmt) for _, key, fmt in COLUMNS) for row in rows])
 
 
-def write_csv(rows, path):
+def write_csv(rows: list[dict], path: Path) -> None:
     """Writes the rows to ``path`` as CSV with the table's columns."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -232,7 +232,7 @@ def _pyplot():
     return plt
 
 
-def plot_latency(rows, path):
+def plot_latency(rows: list[dict], path: Path) -> None:
     """Draws median latency per model (bars per device), one panel per (threads, delegate)."""
     plt = _pyplot()
     rows = [row for row in rows if row["avg_ms"] is not None]
@@ -324,7 +324,7 @@ def load_accuracy_reports(paths: list[Path | str]) -> list[dict]:
     return entries
 
 
-def join_accuracy(rows, reports):
+def join_accuracy(rows: list[dict], reports: list[dict]) -> list[tuple[dict, dict]]:
     """Returns [(row, report)] for ok rows with a matching report that has an accuracy.
 
     A report matches a row by the sha256 of its tflite file, else by file name.
@@ -342,7 +342,7 @@ def join_accuracy(rows, reports):
     return joined
 
 
-def pareto_front(points):
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Returns the indices of the (latency, accuracy) points no other point beats.
 
     A point is beaten when another is at least as fast and at least as accurate, and strictly
@@ -361,7 +361,7 @@ def pareto_front(points):
     return sorted(front, key=lambda i: points[i][0])
 
 
-def plot_pareto(joined, path):
+def plot_pareto(joined: list[tuple[dict, dict]], path: Path) -> None:
     """Draws accuracy against latency, one series per (device, threads, delegate), with fronts."""
     plt = _pyplot()
     accuracies = [entry["tflite_accuracy"] for _, entry in joined]
