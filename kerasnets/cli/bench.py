@@ -107,8 +107,8 @@ def build_parser(prog: str = "kerasnets bench") -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=_positive_float, default=600.0,
                         help="seconds allowed per benchmark run and per push (default 600)")
     parser.add_argument("--extra-args", default="",
-                        help="more benchmark_model flags, one string, e.g. "
-                             "'--enable_op_profiling=true'")
+                        help="more benchmark_model flags, one string after '=', e.g. "
+                             "--extra-args='--enable_op_profiling=true --verbose=true'")
     parser.add_argument("--adb", help="adb executable (default: $ADB, else adb on PATH)")
     parser.add_argument("--keep-on-device", action="store_true",
                         help="leave the run's models on the device")
