@@ -132,6 +132,14 @@ def test_parse_logcat_prefix():
     assert result["init_us"] == 458883
     assert result["avg_us"] == pytest.approx(2.71985e6)
     assert (result["memory_init_mb"], result["memory_overall_mb"]) == (286.73, 337)
+    # The same lines in logcat's threadtime format, with the run statistics before them.
+    lines = ["count=25 first=2 curr=3 min=1 max=4 avg=2.7e+06 std=9"] + [
+        line.split("): ", 1)[1] for line in LOGCAT.splitlines()]
+    threadtime = "".join(f"07-08 15:34:26.202  5395  5395 I tflite  : {line}\n"
+                         for line in lines)
+    result = parse_benchmark_output(threadtime)
+    assert (result["count"], result["min_us"], result["max_us"], result["std_us"]) == (25, 1, 4, 9)
+    assert result["avg_us"] == pytest.approx(2.71985e6)
 
 
 def test_parse_old_format():

@@ -48,9 +48,11 @@ import re
 # A number as C++ iostreams print it: integer, decimal or scientific, possibly inf/nan.
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan"
 
-# The log prefixes a line may carry: logcat's (Android benchmark app), then the tool's "INFO: ".
-_PREFIX = re.compile(r"^(?:\d\d-\d\d \d\d:\d\d:\d\d\.\d+\s+[VDIWEF]/[^(]*\(\s*\d+\):\s?)?"
-                     r"(?:INFO: )?")
+# The log prefixes a line may carry: logcat's (Android benchmark app; "brief" format
+# "07-08 15:34:26.202 I/tflite  ( 5395): ", or "threadtime" "07-08 15:34:26.202  5395  5395 I
+# tflite  : "), then the tool's "INFO: ".
+_PREFIX = re.compile(r"^(?:\d\d-\d\d \d\d:\d\d:\d\d\.\d+\s+(?:[VDIWEF]/[^(]*\(\s*\d+\)"
+                     r"|\d+\s+\d+\s+[VDIWEF]\s+[^:]*?\s*):\s?)?(?:INFO: )?")
 _SUMMARY = re.compile(r"Inference timings in us:(.*)$")
 _OLD_SUMMARY = re.compile(r"Average inference timings in us:(.*)$")
 _RUN_HEADER = re.compile(r"^Running benchmark for at least \d+ iterations")
