@@ -55,13 +55,17 @@ def test_demo_with_unwritable_out_exits_2_before_training(tmp_path, caplog):
     assert "cannot be written" in caplog.text
 
 
-def test_python_dash_m_kerasnets_prints_nothing_on_stderr(tmp_path):
+@pytest.mark.parametrize("program", [
+    ["-m", "kerasnets", "profile"],
+    # A script of one command, as tflite/convert.py is of convert.
+    ["-c", "from kerasnets.cli import run; run('profile', prog='profile.py')"],
+])
+def test_the_program_prints_nothing_on_stderr(program, tmp_path):
     # TensorFlow writes its C++ start-up lines (oneDNN, CUDA, CPU features) at import, before
     # TF_CPP_MIN_LOG_LEVEL is read; the kerasnets program hides them unless -v.
-    done = subprocess.run([sys.executable, "-m", "kerasnets", "profile", "mobilenet_v3_small",
-                           "--input-size", "32"], cwd=tmp_path,
-                          env=_environment_without_tf_settings(), capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run([sys.executable, *program, "mobilenet_v3_small", "--input-size", "32"],
+                          cwd=tmp_path, env=_environment_without_tf_settings(),
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("MobilenetV3small:")
     assert done.stderr == ""

@@ -56,26 +56,34 @@ def build_parser():
     return parser
 
 
+def run_command(command, argv, prog=None):
+    """Returns the exit status of one command (a ``COMMANDS`` name) run with the arguments
+    ``argv``; ``prog`` names it in usage lines (default ``kerasnets COMMAND``)."""
+    # Before the command's own set-up, so that every command logs in the one format.
+    configure_logging(verbose=wants_verbose(argv))
+    module = importlib.import_module(COMMANDS[command][0])
+    return module.main(argv, prog=prog or f"kerasnets {command}")
+
+
 def main(argv=None):
     """Returns the exit status of ``kerasnets [-v] COMMAND ARGS...``."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    command_argv = ["--verbose"] + args.args if args.verbose else args.args
-    # Before the command's own set-up, so that every command logs in the one format.
-    configure_logging(verbose=wants_verbose(command_argv))
-    module = importlib.import_module(COMMANDS[args.command][0])
-    return module.main(command_argv, prog=f"kerasnets {args.command}")
+    return run_command(args.command, ["--verbose"] + args.args if args.verbose else args.args)
 
 
-def run():
-    """The ``kerasnets`` program (console script, ``python -m kerasnets``): exits with the
-    status of ``main``, TensorFlow's native log lines hidden unless ``-v``.
+def run(command=None, prog=None):
+    """Exits with the status of the ``kerasnets`` program (console script, ``python -m
+    kerasnets``), or with ``command`` of one command (a script such as ``tflite/convert.py``:
+    ``run("convert", prog="python tflite/convert.py")``), TensorFlow's native log lines hidden
+    unless ``-v``.
 
     Hidden from the start, since TensorFlow writes them when it is imported, and to the end,
     since it writes more at exit; written out if the command crashes, with the traceback.
     """
-    write_hidden = None if wants_verbose(sys.argv[1:]) else hide_native_stderr()
+    argv = sys.argv[1:]
+    write_hidden = None if wants_verbose(argv) else hide_native_stderr()
     try:
-        status = main()
+        status = main(argv) if command is None else run_command(command, argv, prog)
     except Exception:
         if write_hidden is not None:
             write_hidden()
