@@ -81,6 +81,24 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path):
     assert " ERROR Unknown model name 'mobilenet_v9'" in line
 
 
+def test_global_verbose_reaches_the_command(capsys, monkeypatch):
+    seen = []
+    monkeypatch.setattr("kerasnets.cli.profile.configure_logging",
+                        lambda verbose=False: seen.append(verbose))
+    assert main(["-v", "profile", "mobilenet_v1", "--input-size", "32", "--classes", "2"]) == 0
+    assert seen == [True]
+    assert capsys.readouterr().out.startswith("mobilenet_1.00_32:")
+
+
+def test_wants_verbose_reads_flags_before_a_double_dash():
+    from kerasnets.cli.common import wants_verbose
+
+    assert wants_verbose(["predict", "m.tflite", "-v"])
+    assert wants_verbose(["--verbose", "profile"])
+    assert not wants_verbose(["predict", "m.tflite", "--", "-v"])
+    assert not wants_verbose(["profile", "mobilenet_v2"])
+
+
 def test_help_imports_no_tensorflow():
     code = ("import sys\n"
             "from kerasnets.cli import main\n"
