@@ -78,7 +78,8 @@ def run(command=None, prog=None):
     unless ``-v``.
 
     Hidden from the start, since TensorFlow writes them when it is imported, and to the end,
-    since it writes more at exit; written out if the command crashes, with the traceback.
+    since it writes more at exit; written out before the traceback if the command raises (a
+    native crash that kills the process loses them: rerun with ``-v``).
     """
     argv = sys.argv[1:]
     write_hidden = None if wants_verbose(argv) else hide_native_stderr()
