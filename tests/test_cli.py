@@ -99,6 +99,20 @@ def test_wants_verbose_reads_flags_before_a_double_dash():
     assert not wants_verbose(["profile", "mobilenet_v2"])
 
 
+@pytest.mark.parametrize("crash", [False, True])
+def test_native_stderr_is_hidden_and_written_out_on_a_crash(crash):
+    code = ("import os, sys\n"
+            "from kerasnets.cli.common import hide_native_stderr\n"
+            "write_hidden = hide_native_stderr()\n"
+            "os.write(2, b'native line\\n')\n"
+            "print('python line', file=sys.stderr)\n"
+            + ("write_hidden()\n" if crash else ""))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ("python line\nnative line\n" if crash else "python line\n")
+
+
 def test_help_imports_no_tensorflow():
     code = ("import sys\n"
             "from kerasnets.cli import main\n"
