@@ -10,16 +10,18 @@ fully connected layers with dropout on the inputs of the first two.
   form of Krizhevsky's "One weird trick for parallelizing convolutional neural networks" (2014,
   arXiv:1404.5997); 61,100,840 parameters. The 2012 original split the network over two GPUs:
   96, 256, 384, 384, 256 filters, with conv2, conv4 and conv5 seeing only the half of the
-  previous layer on their own GPU (grouped convolutions, 2 groups), and local response
-  normalization after conv1 and conv2 (60M parameters; paper Figure 2, section 3.3).
-- ``ZFNet`` is Zeiler & Fergus's model (their Figure 3, and the layer-1 change of their
-  section 5 / Table 1 over Krizhevsky et al.): a 7x7 stride-2 first conv instead of 11x11
-  stride 4 (which left aliasing and dead filters, their Fig. 6), conv2 with stride 2, the
-  original's 96, 256, 384, 384, 256 filters, dense (single-GPU) connections throughout.
+  previous layer on their own GPU (grouped convolutions, 2 groups; paper section 3.2 and
+  Figure 2), and local response normalization after conv1 and conv2 (section 3.3); "60 million
+  parameters" (abstract).
+- ``ZFNet`` is Zeiler & Fergus's model (their Figure 3; the change their "Architecture
+  Selection" paragraph and Fig. 6 argue for, and Table 1 scores against Krizhevsky et al.): a
+  7x7 stride-2 first conv instead of 11x11 stride 4 (which left aliasing and dead filters),
+  conv2 with stride 2, the original's 96, 256, 384, 384, 256 filters, dense (single-GPU)
+  connections throughout.
 
 Neither has the papers' local (contrast) normalization layers: torchvision dropped them, later
-work found them of no use (VGG, Simonyan & Zisserman 2015, Table 3, A-LRN), and TFLite has no
-int8 kernel for LOCAL_RESPONSE_NORMALIZATION, which would break the int8 conversion every
+work found them of no use (VGG, Simonyan & Zisserman 2015, Table 3, A-LRN), and TFLite's
+LOCAL_RESPONSE_NORMALIZATION kernel is float-only, which would break the int8 conversion every
 kerasnets model gets. The head flattens the last feature map (6x6x256 at 224x224, as in both
 papers); at other input sizes fc6's input size follows the map (keras.applications VGG16's
 rule), where torchvision would resample it to 6x6 with an adaptive average pool.
@@ -39,19 +41,19 @@ Conv = collections.namedtuple("Conv", "filters kernel stride padding pool")
 
 # torchvision models/alexnet.py: 224 -> 55 -> 27 -> 27 -> 13 -> 13 -> 13 -> 13 -> 6.
 ALEXNET = (
-    Conv(64, 11, 4, 2, "valid"),      # C2: stride 4 (conv1), stride 8 after its pool
-    Conv(192, 5, 1, 2, "valid"),      # C3: stride 8, then 16
+    Conv(64, 11, 4, 2, "valid"),      # C2: stride 4
+    Conv(192, 5, 1, 2, "valid"),      # C3: stride 8
     Conv(384, 3, 1, 1, None),
     Conv(256, 3, 1, 1, None),
-    Conv(256, 3, 1, 1, "valid"),      # C4: stride 16, then C5: 32
+    Conv(256, 3, 1, 1, "valid"),      # C4: stride 16; its pool C5: stride 32
 )
 # Zeiler & Fergus Figure 3: 224 -> 110 -> 55 -> 26 -> 13 -> 13 -> 13 -> 13 -> 6.
 ZFNET = (
-    Conv(96, 7, 2, 1, "same"),        # stride 2, then C2: stride 4
-    Conv(256, 5, 2, 0, "same"),       # C3: stride 8, then 16
+    Conv(96, 7, 2, 1, "same"),        # stride 2; its pool C2: stride 4
+    Conv(256, 5, 2, 0, "same"),       # C3: stride 8
     Conv(384, 3, 1, 1, None),
     Conv(384, 3, 1, 1, None),
-    Conv(256, 3, 1, 1, "valid"),      # C4: stride 16, then C5: 32
+    Conv(256, 3, 1, 1, "valid"),      # C4: stride 16; its pool C5: stride 32
 )
 FC_UNITS = 4096  # fc6 and fc7 of both papers
 MIN_SIZE = {"alexnet": 63, "zfnet": 53}  # the smallest inputs that leave a 1x1 map at pool5
