@@ -77,7 +77,7 @@ def test_folder_and_zip_give_the_same_images(tmp_path):
 
 
 def test_images_are_resized_to_the_requested_size(tmp_path):
-    _write_folder(tmp_path, ["x"], per_class=2, size=(32, 32), fmt="jpg")
+    _write_folder(tmp_path, ["x", "y"], per_class=1, size=(32, 32), fmt="jpg")
     images = data.load_image_folder(tmp_path, 64, progress=False)
     assert images.images.shape == (2, 64, 64, 3)
 
@@ -109,6 +109,35 @@ def test_folder_of_only_undecodable_files_raises(tmp_path):
     (tmp_path / "a" / "x.jpg").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="no decodable image"):
         data.load_image_folder(tmp_path, 32, progress=False)
+
+
+def _one_class(root):
+    _write_folder(root, ["cat"], per_class=2)
+
+
+def _class_of_garbage(root):
+    _write_folder(root, ["cat", "dog"], per_class=1)
+    (root / "dog" / "0000.png").write_bytes(b"garbage")
+
+
+def _empty_class(root):
+    _write_folder(root, ["cat", "dog"], per_class=1)
+    (root / "empty").mkdir()
+
+
+@pytest.mark.parametrize("make, named", [
+    (_one_class, "1 class ('cat')"),
+    (_class_of_garbage, "class 'dog' has no decodable image"),
+    (_empty_class, "class 'empty' has no decodable image"),
+])
+def test_fewer_than_two_classes_or_a_class_without_images_raise_naming_it(tmp_path, make, named):
+    make(tmp_path)
+    with pytest.raises(ValueError) as err:
+        data.load_image_folder(tmp_path, 16, progress=False)
+    assert named in str(err.value)
+    with pytest.raises(ValueError) as err:
+        data.list_images(tmp_path)
+    assert named in str(err.value)
 
 
 def test_different_class_sets_raise_naming_the_difference():

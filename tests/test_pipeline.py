@@ -3,6 +3,7 @@ kerasnets.data and TensorFlow's decoders, the papers' augmentations, and the epo
 makes resuming and sharding exact."""
 
 import importlib.util
+import logging
 import zipfile
 
 import numpy as np
@@ -30,6 +31,16 @@ def write_image_folder(root, per_class=PER_CLASS, classes=None):
             counts[parts[1]] = counts.get(parts[1], 0) + 1
             (root / parts[1]).mkdir(parents=True, exist_ok=True)
             (root / parts[1] / parts[2]).write_bytes(archive.read(name))
+    return root
+
+
+def corrupt_folder(root):
+    """Writes 3 real JPEGs of each of 3 classes into ``root/<class>/``, plus a truncated JPEG
+    (``dog/truncated.jpg``) and a text file (``ship/notes.txt``); returns ``root``."""
+    write_image_folder(root, per_class=3, classes=("cat", "dog", "ship"))
+    first = sorted((root / "dog").iterdir())[0]
+    (root / "dog" / "truncated.jpg").write_bytes(first.read_bytes()[:200])
+    (root / "ship" / "notes.txt").write_text("not an image")
     return root
 
 
@@ -317,3 +328,35 @@ def test_sample_keeps_a_seeded_subset_in_order(folder):
     assert loader.sample(source, 100) is source
     with pytest.raises(ValueError, match="`count`"):
         loader.sample(source, 0)
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "tfrecord"])
+def test_undecodable_examples_are_skipped_by_every_source_and_named(kind, tmp_path, caplog):
+    root = corrupt_folder(tmp_path / "data")
+    spec, named = root, ["truncated.jpg", "notes.txt"]
+    if kind == "zip":
+        with zipfile.ZipFile(tmp_path / "data.zip", "w") as archive:
+            for path in sorted(root.rglob("*")):
+                archive.write(path, f"split/{path.relative_to(root)}")
+        spec = data.ZipFolder(tmp_path / "data.zip", "split")
+    elif kind == "tfrecord":
+        write_tfrecords(root, tmp_path / "data.tfrecord", label_base=0)
+        # Records in folder order: cat 0-2, dog 3-5 and truncated.jpg 6, ship 7-9, notes.txt 10.
+        spec, named = str(tmp_path / "data.tfrecord"), ["record 6", "record 10"]
+    with caplog.at_level(logging.WARNING, logger="kerasnets.data"):
+        source = loader.open_source(spec)
+    for name in named:
+        assert name in caplog.text
+    assert "skipped 2 of 11 files" in caplog.text
+    assert source.num_examples == 9
+    images, labels = eval_arrays(loader.Input(source, 32, "raw", 4))
+    assert list(np.bincount(labels)) == [3, 3, 3]
+    epochs = batches(loader.Input(source, 32, "raw", 3, seed=1).train_dataset(), 6)
+    assert sorted(np.concatenate([y.argmax(1) for _, y in epochs[:3]])) == sorted(labels)
+
+
+def test_tfrecords_of_one_class_are_refused_naming_it(tmp_path):
+    root = write_image_folder(tmp_path / "data", per_class=2, classes=("dog",))
+    write_tfrecords(root, tmp_path / "one.tfrecord", label_base=1)
+    with pytest.raises(ValueError, match="has 1 class \\('label 1'\\)"):
+        loader.open_source(str(tmp_path / "one.tfrecord"))

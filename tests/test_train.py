@@ -1,9 +1,11 @@
-"""Tests of kerasnets.training.fit, kerasnets.training.recipes and kerasnets.cli.train (``kerasnets
-train``): the papers' recipes, strategies, the checkpoint-directory rules, the command line, QAT and mixed precision, a killed-and-resumed run
+"""Tests of kerasnets.training (fit, recipes, distribute, checkpoints) and kerasnets.cli.train
+(``kerasnets train``): the papers' recipes, strategies, the checkpoint-directory rules, the
+command line and its failures (issue 18), QAT and mixed precision, a killed-and-resumed run
 against an uninterrupted one, and a real two-worker MultiWorkerMirroredStrategy job."""
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -26,7 +28,7 @@ from kerasnets.training import recipes
 from kerasnets._keras import keras, layers
 from kerasnets.cli.common import EXIT_BAD_INPUT
 
-from test_pipeline import write_image_folder
+from test_pipeline import corrupt_folder, write_image_folder
 
 REPO = Path(__file__).resolve().parents[1]
 # A small registry model: quick to trace, so the subprocess runs stay short.
@@ -227,7 +229,7 @@ def test_bad_input_exits_2_with_a_message(folder, tmp_path, caplog):
 def test_checkpoint_dirs_of_other_runs_are_never_touched(folder, tmp_path, caplog):
     settings = {"model": "densenet_40_k12", "epochs": 3}
     other_model = tmp_path / "other-model"
-    checkpoints.prepare_checkpoint_dir(other_model, settings, resume=False)
+    checkpoints.write_run_file(other_model, settings)
     (other_model / "backup").mkdir()
     (other_model / "backup" / "ckpt-1.index").write_bytes(b"checkpoint of another run")
     occupied = tmp_path / "occupied"
@@ -249,13 +251,82 @@ def test_checkpoint_dirs_of_other_runs_are_never_touched(folder, tmp_path, caplo
 
 def test_resume_refuses_other_settings_and_runs_without_checkpoint(tmp_path):
     settings = {"model": "mobilenet_v1", "epochs": 3, "learning_rate": 0.1}
-    checkpoints.prepare_checkpoint_dir(tmp_path / "run", settings, resume=False)
+    checkpoints.write_run_file(tmp_path / "run", settings)
     with pytest.raises(ValueError, match=r"other settings \(epochs: 3 -> 5\)"):
-        checkpoints.prepare_checkpoint_dir(tmp_path / "run", {**settings, "epochs": 5}, resume=True)
+        checkpoints.check_checkpoint_dir(tmp_path / "run", {**settings, "epochs": 5}, resume=True)
     # The same settings again without --resume: the run had saved nothing, so it may start over
     # (how the other workers of a multi-worker job see the chief's run.json).
-    checkpoints.prepare_checkpoint_dir(tmp_path / "run", settings, resume=False)
+    assert checkpoints.check_checkpoint_dir(tmp_path / "run", settings, resume=False) is None
     assert checkpoints.resume_position(tmp_path / "run", 10, "epoch") is None
+
+
+# -- command line: failures that must not cost the user (issue 18) --------------------------
+
+def error_lines(caplog):
+    """Returns the ERROR records' messages (the one line a failed command prints)."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_unknown_model_argument_exits_2_naming_it_and_the_allowed_ones(folder, tmp_path, caplog):
+    assert cli(folder, tmp_path / "run", "--model-arg", "bogus=1") == EXIT_BAD_INPUT
+    message, = error_lines(caplog)
+    assert "bogus" in message and "alpha" in message and "\n" not in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_unwritable_checkpoint_dir_is_refused_before_any_work(folder, tmp_path, caplog):
+    (tmp_path / "a-file").write_text("not a folder")
+    for where in (tmp_path / "a-file" / "run", tmp_path / "a-file"):
+        caplog.clear()
+        assert cli(folder, where) == EXIT_BAD_INPUT
+        message, = error_lines(caplog)
+        assert str(where) in message
+        # Before the data is opened: nothing was decoded.
+        assert "training data" not in caplog.text
+    with pytest.raises(ValueError, match="cannot be created"):
+        checkpoints.check_writable(tmp_path / "a-file" / "run" / "deeper")
+
+
+@pytest.mark.parametrize("classes, broken, named", [
+    (("cat",), {}, "1 class ('cat')"),
+    (("cat", "dog"), {"dog": "only.jpg"}, "class 'dog' has no decodable image"),
+])
+def test_data_without_two_decodable_classes_exits_2_naming_the_class(tmp_path, caplog, classes,
+                                                                     broken, named):
+    root = write_image_folder(tmp_path / "data", per_class=2,
+                              classes=[c for c in classes if c not in broken])
+    for name, file in broken.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / name / file).write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    assert cli(root, tmp_path / "run") == EXIT_BAD_INPUT
+    message, = error_lines(caplog)
+    assert named in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_run_leaves_nothing_that_blocks_its_retry(folder, tmp_path, caplog):
+    # A builder's rejection of a value: nothing is written (run.json came before the build).
+    run_dir = tmp_path / "run"
+    assert cli(folder, run_dir, "--model-arg", "alpha=big") == EXIT_BAD_INPUT
+    assert not run_dir.exists() or not list(run_dir.iterdir())
+    # A failure inside the first epoch, before any checkpoint: its files are removed.
+    data = loader.Input(loader.open_source(folder), 32, "tf", 8, steps_per_epoch=2)
+
+    class Fault(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("injected fault")
+
+    with pytest.raises(RuntimeError, match="injected fault"):
+        train.fit(tiny_model, data, epochs=1, checkpoint_dir=run_dir, verbose=0,
+                  callbacks=[Fault()])
+    assert not list(run_dir.iterdir())
+    # The corrected command in the same directory runs, on data with undecodable files.
+    corrupt = corrupt_folder(tmp_path / "corrupt")
+    caplog.clear()
+    assert cli(corrupt, run_dir) == 0
+    assert "truncated.jpg" in caplog.text and "notes.txt" in caplog.text
+    assert "skipped 2 of 11 files" in caplog.text
+    assert (run_dir / "final_weights.h5").is_file()
 
 
 # -- fit -----------------------------------------------------------------------------------
@@ -287,7 +358,8 @@ def test_fit_a_registry_model_writes_checkpoints_metrics_and_weights(folder, tmp
 
 
 def test_qat_trains_the_quantized_model(folder):
-    pytest.importorskip("kerasnets.quantization.qat", reason="kerasnets.quantization.qat (QAT) is not in this checkout")
+    pytest.importorskip("kerasnets.quantization.qat",
+                        reason="kerasnets.quantization.qat (QAT) is not in this checkout")
     data = loader.Input(loader.open_source(folder), 32, "tf", 8, steps_per_epoch=2)
     result = train.fit(tiny_model(), data, epochs=1, qat=True, seed=0, verbose=0)
     kinds = {type(layer).__name__ for layer in result.model.layers}
@@ -403,7 +475,7 @@ def test_two_workers_on_loopback_end_with_identical_weights(folder, tmp_path):
                 worker.kill()
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output
-    assert "num_workers = 2" in outputs[0]
+    assert "2 replica(s) in sync" in outputs[0]
     chief = h5_arrays(tmp_path / "run" / "final_weights.h5")
     other = h5_arrays(tmp_path / "run" / "final_weights.worker-1.h5")
     assert chief.keys() == other.keys() and len(chief) > 50
@@ -419,7 +491,8 @@ def test_the_library_does_not_import_the_command_line():
     # Pipeline direction: kerasnets.cli sits on top of training/ and data/, never below them.
     import ast
 
-    paths = [p for package in ("training", "data") for p in (REPO / "kerasnets" / package).glob("*.py")]
+    paths = [p for package in ("training", "data")
+             for p in (REPO / "kerasnets" / package).glob("*.py")]
     assert len(paths) >= 5
     for path in sorted(paths):
         tree = ast.parse(path.read_text())

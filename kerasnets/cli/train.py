@@ -19,10 +19,13 @@ from typing import Dict, List, Optional
 import tensorflow as tf
 
 from kerasnets import data
-from kerasnets.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, configure_logging
+from kerasnets.cli.common import (
+    EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, add_verbose_argument, configure_logging,
+)
 from kerasnets.data import loader
 from kerasnets.models.registry import get_entry
 from kerasnets.training import recipes
+from kerasnets.training.checkpoints import check_writable
 from kerasnets.training.distribute import STRATEGIES, build_strategy
 from kerasnets.training.fit import AlreadyComplete, FitResult, fit
 
@@ -96,7 +99,8 @@ def build_parser(prog: str = "kerasnets train") -> argparse.ArgumentParser:
     add("--tpu", help="TPU name or address for --strategy tpu (default: $TPU_NAME or local)")
     add("--mixed-precision", action="store_true",
         help="mixed float16 (GPU) / bfloat16 (TPU, CPU) computation")
-    add("--qat", action="store_true", help="quantization-aware training (kerasnets.quantization.qat)")
+    add("--qat", action="store_true",
+        help="quantization-aware training (kerasnets.quantization.qat)")
     add("--checkpoint-dir", required=True, help="where checkpoints, logs and final weights go")
     add("--resume", action="store_true", help="continue the run in --checkpoint-dir")
     add("--save-freq", type=_save_freq, default="epoch",
@@ -107,6 +111,7 @@ def build_parser(prog: str = "kerasnets train") -> argparse.ArgumentParser:
         help="deterministic TensorFlow ops (tf.config.experimental.enable_op_determinism)")
     add("--tensorboard", action="store_true", help="also write TensorBoard logs")
     add("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_verbose_argument(parser)
     return parser
 
 
@@ -148,7 +153,11 @@ def run(args: argparse.Namespace) -> FitResult:
     mode = data.preprocessing_mode(entry, model_kwargs)
     augment = {None: recipe.augment, "none": None}.get(args.augment, args.augment)
 
+    # The outputs' folder before any work (fit checks it again, for callers of the library).
+    check_writable(args.checkpoint_dir)
     strategy = build_strategy(args.strategy, args.tpu)
+    log.info("strategy %s: %d replica(s) in sync", type(strategy).__name__,
+             strategy.num_replicas_in_sync)
     if args.deterministic:
         tf.config.experimental.enable_op_determinism()
     train_source, eval_source = _open_data(args)
@@ -168,7 +177,7 @@ def run(args: argparse.Namespace) -> FitResult:
 def main(argv: Optional[List[str]] = None, prog: str = "kerasnets train") -> int:
     """Runs the command line; returns the exit status (0 ok, 2 bad input, 1 other errors)."""
     args = build_parser(prog).parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, verbose=args.verbose)
     try:
         result = run(args)
     except AlreadyComplete as done:

@@ -16,12 +16,16 @@ import inspect
 import logging
 import zipfile
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from kerasnets.models.registry import ModelEntry
 
 log = logging.getLogger(__name__)
+# NumPy arrays, or float32 tf.Tensor inside tf.data maps.
+ArrayLike = Any
 
 EMBEDDED_ZIP = Path(__file__).resolve().parent / "cifar10_mini.zip"
 EMBEDDED_SPLITS = ("train", "test")
@@ -94,7 +98,7 @@ class ImageSet:
         return len(self.labels)
 
 
-def embedded_dataset(split="train"):
+def embedded_dataset(split: str = "train") -> ZipFolder:
     """Returns the ``ZipFolder`` of a split (``"train"`` or ``"test"``) of the embedded dataset."""
     if split not in EMBEDDED_SPLITS:
         raise ValueError(f"`split` must be one of {EMBEDDED_SPLITS}; received split={split!r}")
@@ -106,7 +110,7 @@ def embedded_dataset(split="train"):
     return ZipFolder(EMBEDDED_ZIP, split)
 
 
-def preprocessing_mode(entry, model_kwargs=None):
+def preprocessing_mode(entry: "ModelEntry", model_kwargs: Optional[Dict[str, Any]] = None) -> str:
     """Returns the ``preprocess`` mode of the inputs a registered model expects.
 
     Args:
@@ -128,7 +132,7 @@ def preprocessing_mode(entry, model_kwargs=None):
     return FAMILY_MODES[entry.family]
 
 
-def preprocess(images, mode):
+def preprocess(images: ArrayLike, mode: str) -> ArrayLike:
     """Returns float32 ``images`` (in [0, 255]) mapped to the input range of ``mode``.
 
     Works on NumPy arrays and on float32 ``tf.Tensor`` (e.g. inside ``tf.data`` maps).
@@ -148,7 +152,8 @@ def preprocess(images, mode):
 
 
 def _members(source):
-    """Returns ``(description, {class name: [(file name, read_bytes)]})`` of an image folder."""
+    """Returns ``(description, {class name: [(file name, read_bytes)]})`` of an image folder
+    (class folders without files included)."""
     if isinstance(source, ZipFolder):
         try:
             archive = zipfile.ZipFile(source.zip_path)
@@ -159,10 +164,10 @@ def _members(source):
         for name in sorted(archive.namelist()):
             parts = name[len(prefix):].split("/") if name.startswith(prefix) else []
             # Only <class>/<file>: directory entries and deeper files are not images of a class.
-            if len(parts) == 2 and parts[1] and not parts[1].startswith("."):
-                classes.setdefault(parts[0], []).append(
-                    (name, lambda name=name: archive.read(name))
-                )
+            if len(parts) == 2 and parts[0] and not parts[0].startswith("."):
+                members = classes.setdefault(parts[0], [])
+                if parts[1] and not parts[1].startswith("."):
+                    members.append((name, lambda name=name: archive.read(name)))
         return str(source), classes
     root = Path(source)
     if not root.is_dir():
@@ -171,15 +176,14 @@ def _members(source):
     classes = {}
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = sorted(p for p in class_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-        if files:
-            classes[class_dir.name] = [(str(p), p.read_bytes) for p in files]
+        classes[class_dir.name] = [(str(p), p.read_bytes) for p in files]
     return str(root), classes
 
 
 def _classes(source):
     """Returns ``_members(source)``; raises ``ValueError`` when it holds no class with files."""
     description, classes = _members(source)
-    if not classes:
+    if not any(classes.values()):
         raise ValueError(
             f"image folder {description!r} is empty: it needs one sub-folder of images per "
             "class, e.g. train/cat/0001.jpg"
@@ -187,15 +191,17 @@ def _classes(source):
     return description, classes
 
 
-def class_names(source):
+def class_names(source: Union[str, Path, ZipFolder]) -> Tuple[str, ...]:
     """Returns the sorted class names (sub-folders holding files) of an image folder.
 
     Raises ``ValueError`` when the folder is missing or holds no class sub-folder with files.
     """
-    return tuple(sorted(_classes(source)[1]))
+    return tuple(sorted(name for name, files in _classes(source)[1].items() if files))
 
 
-def check_same_classes(first, second, names=("--data", "--eval-data")):
+def check_same_classes(first: Union["ImageSet", Sequence[str]],
+                       second: Union["ImageSet", Sequence[str]],
+                       names: Tuple[str, str] = ("--data", "--eval-data")) -> Tuple[str, ...]:
     """Returns the class names shared by two image folders; raises ``ValueError`` if they differ.
 
     ``first`` and ``second`` are ``ImageSet`` objects or class-name sequences.
@@ -211,7 +217,7 @@ def check_same_classes(first, second, names=("--data", "--eval-data")):
     return a
 
 
-def decode_image(data):
+def decode_image(data: bytes) -> np.ndarray:
     """Returns the ``uint8`` ``(rows, cols, 3)`` array of encoded image bytes.
 
     JPEG, PNG, BMP and GIF (first frame) are decoded by TensorFlow; grey images become RGB.
@@ -222,7 +228,8 @@ def decode_image(data):
     return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
 
 
-def resize_images(images, image_size, batch_size=256):
+def resize_images(images: Sequence[np.ndarray], image_size: int,
+                  batch_size: int = 256) -> np.ndarray:
     """Returns the ``uint8`` array ``(n, image_size, image_size, 3)`` of a list of images.
 
     Images of another size are resized bilinearly (antialiased when shrinking), in batches of
@@ -245,7 +252,68 @@ def resize_images(images, image_size, batch_size=256):
     return out
 
 
-def load_image_folder(source, image_size, per_class=None, progress=True):
+@dataclasses.dataclass(frozen=True)
+class ImageListing:
+    """The decodable images of an image folder, in class order then file order.
+
+    ``records``: the file paths (``from_files``) or the encoded bytes of zip members;
+    ``labels``: ``int64`` indices into ``class_names`` (sorted folder names); ``names``: the
+    file names; ``skipped``: the files that do not decode (``kerasnets.data.screen``).
+    """
+
+    description: str
+    class_names: Tuple[str, ...]
+    records: tuple
+    labels: np.ndarray
+    names: Tuple[str, ...]
+    from_files: bool
+    skipped: Tuple[str, ...]
+
+
+def _screen_folder(source, per_class=None, keep_images=False, progress=False):
+    """Returns ``(ImageListing, decoded images or None)`` of an image folder, after the rules of
+    ``kerasnets.data.screen`` (undecodable files skipped and named; two classes or more, each
+    with an image)."""
+    import tensorflow as tf
+
+    from kerasnets.data import screen
+
+    description, classes = _classes(source)
+    names = tuple(sorted(classes))
+    entries = [(label, name, read) for label, class_name in enumerate(names)
+               for name, read in classes[class_name][:per_class]]
+    from_files = not isinstance(source, ZipFolder)
+    records = tuple(name if from_files else read() for _, name, read in entries)
+    keyed = tf.data.Dataset.from_tensor_slices((np.arange(len(records), dtype="int64"),
+                                                list(records)))
+    kept, images = screen.decodable(
+        keyed, tf.io.read_file if from_files else tf.identity, keep_images, len(records),
+        f"decoding {Path(description).name or description}", progress)
+    skipped = sorted(set(range(len(entries))) - set(kept.tolist()))
+    screen.report_skipped([(entries[i][1], screen.failure(entries[i][2])) for i in skipped],
+                          len(entries), description)
+    labels = np.asarray([entries[i][0] for i in kept], dtype="int64")
+    counts = np.bincount(labels, minlength=len(names))
+    screen.check_classes(dict(zip(names, counts.tolist())), f"image folder {description!r}")
+    listing = ImageListing(description, names, tuple(records[i] for i in kept), labels,
+                           tuple(entries[i][1] for i in kept), from_files,
+                           tuple(entries[i][1] for i in skipped))
+    return listing, images
+
+
+def list_images(source: Union[str, Path, ZipFolder]) -> ImageListing:
+    """Returns the ``ImageListing`` of the decodable images of an image folder (every image is
+    decoded once to check it; none is kept).
+
+    Raises:
+      ValueError: a missing or empty folder, fewer than two classes, or a class folder without
+        a decodable image (named).
+    """
+    return _screen_folder(source)[0]
+
+
+def load_image_folder(source: Union[str, Path, ZipFolder], image_size: int,
+                      per_class: Optional[int] = None, progress: bool = True) -> ImageSet:
     """Returns the ``ImageSet`` of an image folder, decoded and resized to ``image_size``.
 
     Args:
@@ -256,42 +324,21 @@ def load_image_folder(source, image_size, per_class=None, progress=True):
 
     Every file of a class folder is read, except hidden ones (names starting with "."); files
     that cannot be decoded are skipped with a warning each and a count, never silently, and
-    listed in ``ImageSet.skipped``.
+    listed in ``ImageSet.skipped`` (the rule of every data path: ``kerasnets.data.screen``).
 
     Raises:
-      ValueError: missing or empty folder, or no decodable image at all.
+      ValueError: missing or empty folder, fewer than two classes, or a class folder without a
+        decodable image (named).
     """
-    import tensorflow as tf
-
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size <= 0:
         raise ValueError(f"`image_size` must be a positive integer; received {image_size!r}")
-    description, classes = _classes(source)
-    names = tuple(sorted(classes))
-    files = [(label, name, read) for label, class_name in enumerate(names)
-             for name, read in classes[class_name][:per_class]]
-    images, labels, skipped = [], [], []
-    # disable=None: bars on a terminal only, not in logs.
-    bar = tqdm(files, desc=f"decoding {Path(description).name or description}", unit="img",
-               disable=None if progress else True, leave=False)
-    for label, name, read in bar:
-        try:
-            images.append(decode_image(read()))
-        except (tf.errors.InvalidArgumentError, OSError) as err:
-            skipped.append(name)
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            log.warning("skipping %s: not a decodable image (%s)", name, reason)
-            continue
-        labels.append(label)
-    if skipped:
-        log.warning("skipped %d of %d files of %s that could not be decoded", len(skipped),
-                    len(files), description)
-    if not images:
-        raise ValueError(f"image folder {description!r} has no decodable image")
-    return ImageSet(resize_images(images, image_size), np.asarray(labels, dtype="int32"), names,
-                    description, tuple(skipped))
+    listing, images = _screen_folder(source, per_class, keep_images=True, progress=progress)
+    return ImageSet(resize_images(images, image_size), listing.labels.astype("int32"),
+                    listing.class_names, listing.description, listing.skipped)
 
 
-def split_holdout(image_set, fraction=0.1, seed=0):
+def split_holdout(image_set: ImageSet, fraction: float = 0.1,
+                  seed: int = 0) -> Tuple[ImageSet, ImageSet]:
     """Returns ``(rest, held_out)``: ``ImageSet`` objects with ``fraction`` of each class held out.
 
     The held-out images are drawn per class (stratified) with ``seed``, at least one per class

@@ -29,12 +29,13 @@ import dataclasses
 import logging
 import math
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
 from kerasnets.data import folders as kdata
+from kerasnets.data import screen
 from kerasnets.data.augment import AUGMENTATIONS, augment_image, eval_view, resize_uint8
 from kerasnets.models.convention import check_positive_int
 
@@ -45,6 +46,8 @@ TFRECORD_LABEL_KEY = "image/class/label"
 TFDS_PREFIX = "tfds:"
 DEFAULT_SHUFFLE_BUFFER = 10_000
 _CYCLE_LENGTH = 8
+# Record keys: file index * _RECORDS_PER_FILE + record index in the file.
+_RECORDS_PER_FILE = 2 ** 40
 
 
 @dataclasses.dataclass(eq=False)
@@ -53,7 +56,8 @@ class DataSource:
 
     ``kind`` is ``"folder"`` (``paths`` on disk or ``encoded`` bytes from a zip), ``"arrays"``
     (decoded ``images``), ``"tfrecord"`` (``files``) or ``"tfds"``; ``labels`` are the class
-    indices of folder and array examples.
+    indices of folder and array examples; ``skip_keys`` the sorted keys (file index * 2**40 +
+    record index) of the TFRecord records whose image does not decode.
     """
 
     kind: str
@@ -69,36 +73,68 @@ class DataSource:
     label_offset: int = 0
     tfds_builder: object = None
     tfds_split: Optional[str] = None
+    skip_keys: Optional[np.ndarray] = None
 
 
 def _folder_source(source):
-    """Returns the ``DataSource`` of an image folder (directory or ``ZipFolder``)."""
-    names = kdata.class_names(source)
-    # The listing of kerasnets.data (same rules for hidden files, sorting and zip members).
-    description, members = kdata._members(source)
-    entries = [(label, name, read) for label, class_name in enumerate(names)
-               for name, read in members[class_name]]
-    labels = np.asarray([label for label, _, _ in entries], dtype="int64")
-    if isinstance(source, kdata.ZipFolder):
-        encoded = tuple(read() for _, _, read in entries)
-        return DataSource("folder", description, len(names), len(entries), names,
-                          encoded=encoded, labels=labels)
-    return DataSource("folder", description, len(names), len(entries), names,
-                      paths=tuple(name for _, name, _ in entries), labels=labels)
+    """Returns the ``DataSource`` of the decodable images of an image folder (directory or
+    ``ZipFolder``), listed by ``kerasnets.data.list_images``."""
+    listing = kdata.list_images(source)
+    records = {"paths" if listing.from_files else "encoded": listing.records}
+    return DataSource("folder", listing.description, len(listing.class_names),
+                      len(listing.labels), listing.class_names, labels=listing.labels, **records)
+
+
+def _record_key(file_index, record_index):
+    """Returns the int64 key of record ``record_index`` of TFRecord file ``file_index``."""
+    return tf.cast(file_index, tf.int64) * _RECORDS_PER_FILE + record_index
+
+
+def _keyed_records(files, indices, cycle_length=_CYCLE_LENGTH):
+    """Returns the ``tf.data.Dataset`` of ``(key, serialized record)`` of the TFRecord
+    ``files`` (a tuple of paths) whose indices are the int ``indices`` tensor, interleaved in a
+    fixed order."""
+    paths = tf.constant(files)
+
+    def read(index):
+        return tf.data.TFRecordDataset(paths[index]).enumerate().map(
+            lambda position, record: (_record_key(index, position), record))
+
+    return tf.data.Dataset.from_tensor_slices(indices).interleave(
+        read, cycle_length=cycle_length, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _parse_example(record, label_offset):
+    """Returns ``(encoded image, label - label_offset)`` of a serialized ``tf.train.Example``."""
+    spec = {TFRECORD_IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+            TFRECORD_LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    example = tf.io.parse_single_example(record, spec)
+    return example[TFRECORD_IMAGE_KEY], example[TFRECORD_LABEL_KEY] - label_offset
 
 
 def _scan_tfrecords(files, label_offset):
-    """Returns ``(count, smallest label, largest label)`` of TFRecord files (one pass)."""
-    spec = {TFRECORD_LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
-    records = tf.data.Dataset.from_tensor_slices(list(files)).interleave(
-        tf.data.TFRecordDataset, cycle_length=_CYCLE_LENGTH, num_parallel_calls=tf.data.AUTOTUNE)
-    labels = records.map(lambda r: tf.io.parse_single_example(r, spec)[TFRECORD_LABEL_KEY],
-                         num_parallel_calls=tf.data.AUTOTUNE)
-    big = np.iinfo("int64").max
-    count, low, high = labels.reduce(
-        (tf.constant(0, tf.int64), tf.constant(big, tf.int64), tf.constant(-big, tf.int64)),
-        lambda state, y: (state[0] + 1, tf.minimum(state[1], y), tf.maximum(state[2], y)))
-    return int(count), int(low) - label_offset, int(high) - label_offset
+    """Returns ``(keys, labels)`` of every record of TFRecord files, and the sorted keys of
+    those whose image does not decode (logged by ``kerasnets.data.screen``)."""
+    keyed = _keyed_records(files, tf.range(len(files))).map(
+        lambda key, record: (key, _parse_example(record, label_offset)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    chunks = list(keyed.map(lambda key, example: (key, example[1])).batch(65536)
+                  .as_numpy_iterator())
+    keys = np.concatenate([k for k, _ in chunks]) if chunks else np.zeros([0], "int64")
+    labels = np.concatenate([y for _, y in chunks]) if chunks else np.zeros([0], "int64")
+    kept, _ = screen.decodable(keyed.map(lambda key, example: (key, example[0])), tf.identity)
+    bad = np.setdiff1d(keys, kept)
+
+    def read(key):
+        records = tf.data.TFRecordDataset(files[key // _RECORDS_PER_FILE])
+        record = next(iter(records.skip(key % _RECORDS_PER_FILE).take(1)))
+        return _parse_example(record, label_offset)[0]
+
+    screen.report_skipped(
+        [(f"{files[k // _RECORDS_PER_FILE]} record {k % _RECORDS_PER_FILE}",
+          screen.failure(lambda k=k: read(k))) for k in bad.tolist()], len(keys),
+        f"{len(files)} TFRecord file(s)")
+    return keys, labels, bad
 
 
 def _tfrecord_source(pattern, classes, label_offset):
@@ -109,16 +145,18 @@ def _tfrecord_source(pattern, classes, label_offset):
             f"data {str(pattern)!r} is not an image folder, and as a TFRecord path or glob it "
             "matches no file"
         )
-    log.info("counting the records of %d TFRecord file(s) matching %s", len(files), pattern)
+    log.info("reading the records of %d TFRecord file(s) matching %s", len(files), pattern)
     try:
-        count, low, high = _scan_tfrecords(files, label_offset)
+        keys, labels, bad = _scan_tfrecords(files, label_offset)
     except tf.errors.OpError as err:
         raise ValueError(
             f"data {str(pattern)!r}: cannot read the TFRecord files as tf.train.Example records "
-            f"with an int64 {TFRECORD_LABEL_KEY!r} feature: {err.message.splitlines()[0]}"
+            f"with a string {TFRECORD_IMAGE_KEY!r} and an int64 {TFRECORD_LABEL_KEY!r} feature: "
+            f"{err.message.splitlines()[0]}"
         ) from err
-    if count == 0:
+    if len(keys) == 0:
         raise ValueError(f"data {str(pattern)!r}: the TFRecord files hold no record")
+    low, high = int(labels.min()), int(labels.max())
     if low < 0:
         raise ValueError(
             f"data {str(pattern)!r}: label {low + label_offset} minus label_offset="
@@ -131,8 +169,12 @@ def _tfrecord_source(pattern, classes, label_offset):
             f"data {str(pattern)!r} has label {high + label_offset} (class index {high} after "
             f"label_offset={label_offset}), outside the {classes} classes given"
         )
-    return DataSource("tfrecord", f"{pattern} ({len(files)} files)", classes, count,
-                      files=files, label_offset=label_offset)
+    good = labels[~np.isin(keys, bad)]
+    present, counts = np.unique(good, return_counts=True)
+    screen.check_classes({f"label {y + label_offset}": int(n) for y, n in zip(present, counts)},
+                         f"data {str(pattern)!r}")
+    return DataSource("tfrecord", f"{pattern} ({len(files)} files)", classes, len(good),
+                      files=files, label_offset=label_offset, skip_keys=bad)
 
 
 def _tfds_source(spec, data_dir):
@@ -160,7 +202,9 @@ def _tfds_source(spec, data_dir):
                       tfds_builder=builder, tfds_split=split)
 
 
-def open_source(source, *, data_dir=None, classes=None, label_offset=0):
+def open_source(source: Union[str, Path, kdata.ZipFolder, DataSource], *,
+                data_dir: Optional[Union[str, Path]] = None, classes: Optional[int] = None,
+                label_offset: int = 0) -> DataSource:
     """Returns the ``DataSource`` of ``source``, after checking it holds examples.
 
     Args:
@@ -214,7 +258,7 @@ def sample(source: DataSource, count: int, seed: int = 0) -> DataSource:
         images=pick(source.images), labels=pick(source.labels))
 
 
-def from_image_set(image_set):
+def from_image_set(image_set: kdata.ImageSet) -> DataSource:
     """Returns an ``"arrays"`` ``DataSource`` of a ``kerasnets.data.ImageSet`` (decoded images)."""
     images = np.asarray(image_set.images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
@@ -270,7 +314,8 @@ class Input:
 
     def __post_init__(self):
         if not isinstance(self.source, DataSource):
-            raise ValueError("`source` must be a kerasnets.data.loader.DataSource (open_source(...));"
+            raise ValueError("`source` must be a kerasnets.data.loader.DataSource "
+                             "(open_source(...));"
                              f" received {type(self.source).__name__}")
         check_positive_int("image_size", self.image_size)
         check_positive_int("batch_size", self.batch_size)
@@ -295,7 +340,7 @@ class Input:
         self._cached = None
 
     @property
-    def num_classes(self):
+    def num_classes(self) -> int:
         """Returns the number of classes of the source (the length of the one-hot labels)."""
         return self.source.num_classes
 
@@ -326,9 +371,10 @@ class Input:
         return (tf.range(len(labels), dtype=tf.int64), tf.constant(labels),
                 lambda i: tf.gather(images, i))
 
-    def _records(self, files=None):
+    def _records(self, file_indices=None):
         """Returns a ``tf.data.Dataset`` of ``(encoded image, label)`` of a TFRecord or TFDS
-        source in a fixed order (``files``: the TFRecord files to read, by default all)."""
+        source in a fixed order (``file_indices``: the TFRecord files to read, by default all),
+        without the records whose image does not decode."""
         source = self.source
         if source.kind == "tfds":
             from tensorflow_datasets import decode
@@ -337,18 +383,15 @@ class Input:
                 split=source.tfds_split, shuffle_files=False, as_supervised=True,
                 decoders={"image": decode.SkipDecoding()})
             return dataset.map(lambda x, y: (x, tf.cast(y, tf.int64)))
-        spec = {TFRECORD_IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-                TFRECORD_LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
-        files = tf.constant(source.files) if files is None else files
-        records = tf.data.Dataset.from_tensor_slices(files).interleave(
-            tf.data.TFRecordDataset, cycle_length=_CYCLE_LENGTH,
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-        def parse(record):
-            example = tf.io.parse_single_example(record, spec)
-            return example[TFRECORD_IMAGE_KEY], example[TFRECORD_LABEL_KEY] - source.label_offset
-
-        return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if file_indices is None:
+            file_indices = tf.range(len(source.files))
+        records = _keyed_records(source.files, file_indices)
+        if source.skip_keys is not None and len(source.skip_keys):
+            skip = tf.constant(source.skip_keys, tf.int64)
+            # Undecodable records are few (each one is named when the source is opened).
+            records = records.filter(lambda key, record: tf.reduce_all(tf.not_equal(skip, key)))
+        return records.map(lambda key, record: _parse_example(record, source.label_offset),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def _cache_images(self):
         """Returns ``(uint8 images at image_size, labels)`` of the source, decoded once."""
@@ -392,7 +435,9 @@ class Input:
                  for r in range(math.ceil(count / n))]
         return tf.concat(perms, 0)[:count]
 
-    def train_dataset(self, first_epoch=0, skip_steps=0, input_context=None):
+    def train_dataset(self, first_epoch: int = 0, skip_steps: int = 0,
+                      input_context: Optional[tf.distribute.InputContext] = None
+                      ) -> tf.data.Dataset:
         """Returns the endless, shuffled, augmented training ``tf.data.Dataset``.
 
         Elements are ``(images, one-hot labels)`` batches of the per-replica batch size; every
@@ -429,9 +474,8 @@ class Input:
                     lambda r, y, position: (r, y, _fold(_fold(run_key, e), position)))
         else:
             load = _decode
-            files = None if self.source.kind == "tfds" else tf.constant(self.source.files)
-            shard_files = (files is not None and pipelines > 1
-                           and len(self.source.files) >= pipelines)
+            files = None if self.source.kind == "tfds" else self.source.files
+            shard_files = (files is not None and pipelines > 1 and len(files) >= pipelines)
             tfds_records = self._records() if files is None else None
 
             def epoch(e):
@@ -440,9 +484,8 @@ class Input:
                     stream = tfds_records
                 else:
                     order = tf.random.experimental.stateless_shuffle(
-                        tf.range(len(self.source.files)), seed=_fold(key, -1))
-                    mine = tf.gather(files, order)
-                    stream = self._records(mine[pipeline_id::pipelines] if shard_files else mine)
+                        tf.range(len(files)), seed=_fold(key, -1))
+                    stream = self._records(order[pipeline_id::pipelines] if shard_files else order)
                 # A global seed of 0 (keras.utils.set_random_seed(0)) makes tf.random's seed
                 # check compare this tensor seed with 0 as a Python bool; the order comes from
                 # the pipeline's own seed alone, so the function graph needs no global seed.
@@ -469,7 +512,7 @@ class Input:
         options = self._options(tf.data.experimental.AutoShardPolicy.OFF)
         return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
-    def eval_dataset(self):
+    def eval_dataset(self) -> tf.data.Dataset:
         """Returns the evaluation ``tf.data.Dataset``: every example once, in a fixed order,
         ``(images, one-hot labels)`` batches of the global batch size (the last may be partial).
 
@@ -489,8 +532,10 @@ class Input:
         return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def make_dataset(source, image_size, mode, training, batch_size, augment=None, seed=0,
-                 deterministic=True, cache=False, **source_kwargs):
+def make_dataset(source: Union[str, Path, kdata.ZipFolder, DataSource], image_size: int,
+                 mode: str, training: bool, batch_size: int, augment: Optional[str] = None,
+                 seed: int = 0, deterministic: bool = True, cache: bool = False,
+                 **source_kwargs: Any) -> tf.data.Dataset:
     """Returns the ``tf.data.Dataset`` of ``source``: ``Input(...).train_dataset()`` when
     ``training`` (endless, shuffled, augmented), ``Input(...).eval_dataset()`` otherwise.
 

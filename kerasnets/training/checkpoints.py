@@ -1,10 +1,13 @@
-"""The checkpoint directory of a training run: who may use it (``prepare_checkpoint_dir``), where a
-resumed run continues (``resume_position``), and the files it holds (see
-``kerasnets.training.fit``)."""
+"""The checkpoint directory of a training run: whether it can be written (``check_writable``),
+who may use it (``check_checkpoint_dir``, ``write_run_file``), where a resumed run continues
+(``resume_position``), what a run that never saved leaves (``discard_unsaved_run``), and the
+files it holds (see ``kerasnets.training.fit``)."""
 
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +22,8 @@ TENSORBOARD_DIR = "tensorboard"
 FINAL_WEIGHTS = "final_weights.h5"
 RESULT_FILE = "result.json"
 _RUN_FORMAT = 1
+# Temporary folders of check_writable (ignored if another worker lists the directory then).
+_PROBE_PREFIX = ".kerasnets-write-check-"
 
 
 class AlreadyComplete(Exception):
@@ -54,14 +59,33 @@ def _differences(old, new):
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
-def prepare_checkpoint_dir(checkpoint_dir: Union[str, Path], settings: Dict[str, Any], resume: bool,
-                           chief: bool = True) -> Dict[str, Any]:
-    """Returns the run information (``run.json``) of ``checkpoint_dir`` for this run.
+def check_writable(checkpoint_dir: Union[str, Path]) -> None:
+    """Raises ``ValueError`` when files cannot be created in ``checkpoint_dir`` (in its nearest
+    existing parent when it does not exist yet); leaves nothing behind."""
+    path = Path(checkpoint_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--checkpoint-dir {str(path)!r} exists and is not a directory")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--checkpoint-dir {str(path)!r} cannot be created: {str(parent)!r} is "
+                         "a file, not a directory")
+    try:
+        with tempfile.TemporaryDirectory(prefix=_PROBE_PREFIX, dir=parent):
+            pass
+    except OSError as err:
+        raise ValueError(f"--checkpoint-dir {str(path)!r} cannot be written: {err}") from err
 
-    A new run needs an empty (or missing) directory, and the chief writes ``run.json`` with a
-    new run id. (A directory holding only the ``run.json`` of the same settings is accepted:
-    the other workers of a multi-worker job see the chief's.) ``resume`` needs the ``run.json``
-    of the same model and settings.
+
+def check_checkpoint_dir(checkpoint_dir: Union[str, Path], settings: Dict[str, Any],
+                         resume: bool) -> Optional[Dict[str, Any]]:
+    """Returns the run information (``run.json``) to resume, or None where a new run may start;
+    writes nothing.
+
+    A new run needs an empty (or missing) directory. (A directory holding only the
+    ``run.json`` of the same settings is accepted: the other workers of a multi-worker job see
+    the chief's.) ``resume`` needs the ``run.json`` of the same model and settings.
 
     Raises:
       ValueError: the directory belongs to another run, another model or other settings, or
@@ -71,8 +95,8 @@ def prepare_checkpoint_dir(checkpoint_dir: Union[str, Path], settings: Dict[str,
     path = Path(checkpoint_dir)
     if path.exists() and not path.is_dir():
         raise ValueError(f"--checkpoint-dir {str(path)!r} exists and is not a directory")
-    content = sorted(p.name for p in path.iterdir()
-                     if p.name != f".{RUN_FILE}.tmp") if path.is_dir() else []
+    content = sorted(p.name for p in path.iterdir() if p.name != f".{RUN_FILE}.tmp"
+                     and not p.name.startswith(_PROBE_PREFIX)) if path.is_dir() else []
     run_file = path / RUN_FILE
     info = _read_run_file(run_file) if run_file.is_file() else None
     model, digest = settings["model"], settings_hash(settings)
@@ -104,13 +128,33 @@ def prepare_checkpoint_dir(checkpoint_dir: Union[str, Path], settings: Dict[str,
             f"{', ...' if len(content) > 5 else ''}); kerasnets never overwrites a run: pass "
             "--resume to continue it, or choose an empty directory"
         )
-    info = {"format": _RUN_FORMAT, "model": model, "run_id": uuid.uuid4().hex,
-            "args_hash": digest, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    return None
+
+
+def write_run_file(checkpoint_dir: Union[str, Path], settings: Dict[str, Any]) -> Dict[str, Any]:
+    """Returns the run information of a new run (a new run id) after writing it as
+    ``run.json`` into ``checkpoint_dir`` (created if needed)."""
+    path = Path(checkpoint_dir)
+    info = {"format": _RUN_FORMAT, "model": settings["model"], "run_id": uuid.uuid4().hex,
+            "args_hash": settings_hash(settings), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "settings": settings}
-    if chief:
-        path.mkdir(parents=True, exist_ok=True)
-        write_json(run_file, info)
+    path.mkdir(parents=True, exist_ok=True)
+    write_json(path / RUN_FILE, info)
     return info
+
+
+def discard_unsaved_run(checkpoint_dir: Union[str, Path]) -> bool:
+    """Returns whether the files of a new run that stopped before its first checkpoint
+    (``run.json``, the metrics log, TensorBoard logs, an empty backup folder) were removed, so
+    that the run can start again in ``checkpoint_dir``; a run with a checkpoint is kept."""
+    path = Path(checkpoint_dir)
+    if tf.train.latest_checkpoint(str(path / BACKUP_DIR / "chief")) is not None:
+        return False
+    for name in (RUN_FILE, METRICS_CSV):
+        (path / name).unlink(missing_ok=True)
+    for name in (BACKUP_DIR, TENSORBOARD_DIR):
+        shutil.rmtree(path / name, ignore_errors=True)
+    return True
 
 
 def resume_position(checkpoint_dir: Union[str, Path], steps_per_epoch: int,

@@ -18,7 +18,10 @@ point continues from its last checkpoint: the input pipeline (``kerasnets.data.l
 at the exact epoch and step, so the result matches an uninterrupted run (models with dropout
 draw other dropout masks after a restart: Keras does not checkpoint its random-number state).
 A directory is never reused by another run: without ``resume`` it must be empty, and
-``resume`` refuses a directory of another model or other settings. For
+``resume`` refuses a directory of another model or other settings. Everything that can be
+checked (the arguments, the model's build, that the directory can be written and may be used)
+is checked before ``run.json`` is written, and a new run that stops before its first checkpoint
+removes what it wrote: a failed run never blocks its retry. For
 ``MultiWorkerMirroredStrategy`` the directory must be storage that every worker sees (as
 ``BackupAndRestore`` requires); only the chief writes checkpoints and logs, and each other
 worker writes its final weights as ``final_weights.worker-<index>.h5``.
@@ -26,6 +29,7 @@ worker writes its final weights as ``final_weights.worker-<index>.h5``.
 
 import dataclasses
 import importlib.util
+import inspect
 import json
 import logging
 import math
@@ -43,7 +47,8 @@ from kerasnets.models.registry import create_model, get_entry
 from kerasnets.training import recipes
 from kerasnets.training.checkpoints import (
     BACKUP_DIR, FINAL_WEIGHTS, METRICS_CSV, RESULT_FILE, TENSORBOARD_DIR, AlreadyComplete,
-    prepare_checkpoint_dir, resume_position, write_json,
+    check_checkpoint_dir, check_writable, discard_unsaved_run, resume_position, write_json,
+    write_run_file,
 )
 from kerasnets.training.distribute import (
     build_strategy, dtype_policy, is_chief, mixed_precision_policy, worker_index,
@@ -149,6 +154,24 @@ def _build_model(model, train, model_kwargs, strategy):
                      f"a Keras model; received {type(model).__name__}")
 
 
+def _check_model_kwargs(model, model_kwargs):
+    """Raises ``ValueError`` naming the ``model_kwargs`` that the builder of the registry name
+    ``model`` does not take, and the ones it takes."""
+    if not isinstance(model, str):
+        return
+    entry = get_entry(model)
+    parameters = inspect.signature(entry.builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    from_data = {"input_shape", "classes"}
+    allowed = sorted(set(parameters) - set(entry.fixed_kwargs) - from_data)
+    unknown = sorted(set(model_kwargs) - set(allowed))
+    if unknown:
+        note = " (input_shape and classes come from the data)" if set(unknown) & from_data else ""
+        raise ValueError(f"--model-arg: {model!r} takes no argument {', '.join(unknown)}{note}; "
+                         f"its arguments: {', '.join(allowed)}")
+
+
 def _training_model(model, recipe, policy):
     """Returns the model that is compiled: ``model``'s layers, a float32 output under mixed
     precision, and the recipe's L2 weight decay as a model loss (``model`` is left as is)."""
@@ -248,11 +271,13 @@ def _run_settings(model, model_kwargs, recipe, epochs, train, peak_lr, qat, mixe
     return json.loads(json.dumps(run_settings, default=str))
 
 
-def _start_position(checkpoint_dir, run_settings, resume, chief, steps_per_epoch, save_freq):
-    """Returns ``(epoch, step)`` where the run starts, after claiming ``checkpoint_dir``."""
+def _start_position(checkpoint_dir, run_settings, resume, steps_per_epoch, save_freq):
+    """Returns ``(epoch, step)`` where the run starts, after checking that it may use
+    ``checkpoint_dir`` (it writes nothing)."""
     if checkpoint_dir is None:
         return 0, 0
-    prepare_checkpoint_dir(checkpoint_dir, run_settings, resume, chief)
+    check_writable(checkpoint_dir)
+    check_checkpoint_dir(checkpoint_dir, run_settings, resume)
     if not resume:
         return 0, 0
     position = resume_position(checkpoint_dir, steps_per_epoch, save_freq)
@@ -316,6 +341,28 @@ def _write_result(result, checkpoint_dir, strategy, model_name, epochs, resume):
         "weights": result.weights_path.name})
 
 
+def _keras_fit(trained, strategy, train, eval_data, epochs, start, callbacks, verbose,
+               new_run_dir):
+    """Returns the Keras ``History`` of training ``trained`` from ``start`` ``(epoch, step)``.
+
+    When training fails, the files of the new run in ``new_run_dir`` (None: none) are removed
+    if it never saved a checkpoint: it has nothing to resume, and they must not block a retry.
+    """
+    first_epoch, skip_steps = start
+    try:
+        return trained.fit(
+            strategy.distribute_datasets_from_function(
+                lambda context: train.train_dataset(first_epoch, skip_steps, context)),
+            epochs=epochs, steps_per_epoch=train.steps_per_epoch, callbacks=callbacks,
+            validation_data=eval_data.eval_dataset() if eval_data is not None else None,
+            verbose=verbose)
+    except BaseException:
+        if new_run_dir is not None and discard_unsaved_run(new_run_dir):
+            log.info("the run stopped before its first checkpoint; removed its files from %s",
+                     new_run_dir)
+        raise
+
+
 def fit(model: ModelSpec, train: loader.Input,
         eval_data: Optional[Union[loader.Input, loader.DataSource]] = None, *,
         recipe: Optional[Union[str, recipes.Recipe]] = None, epochs: Optional[int] = None,
@@ -371,12 +418,13 @@ def fit(model: ModelSpec, train: loader.Input,
     _check_options(model, recipe, epochs, save_freq, learning_rate, checkpoint_dir, resume,
                    tensorboard, mixed_precision, qat)
     model_kwargs = dict(model_kwargs or {})
+    _check_model_kwargs(model, model_kwargs)
     chief = is_chief(strategy)
     peak_lr = recipe.learning_rate(train.batch_size) if learning_rate is None else learning_rate
     run_settings = _run_settings(model, model_kwargs, recipe, epochs, train, peak_lr, qat,
                                  mixed_precision, seed, save_freq, settings)
     checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-    first_epoch, skip_steps = _start_position(checkpoint_dir, run_settings, resume, chief,
+    first_epoch, skip_steps = _start_position(checkpoint_dir, run_settings, resume,
                                               train.steps_per_epoch, save_freq)
     log.info("recipe %s: peak learning rate %.4g at global batch %d (%s), %d epochs of %d steps",
              recipe.name, peak_lr, train.batch_size, recipe.source.split(":")[0], epochs,
@@ -387,6 +435,10 @@ def fit(model: ModelSpec, train: loader.Input,
     policy = mixed_precision_policy(strategy) if mixed_precision else None
     inner, trained = _compiled_model(model, train, model_kwargs, strategy, recipe, epochs,
                                      learning_rate, qat, policy)
+    # Only now, with every check passed and the model built, does the run claim the directory.
+    new_run = checkpoint_dir is not None and chief and not resume
+    if new_run:
+        write_run_file(checkpoint_dir, run_settings)
     throughput = _Throughput(train.batch_size)
     all_callbacks = _run_callbacks(checkpoint_dir, chief, resume, tensorboard, save_freq,
                                    first_epoch * train.steps_per_epoch + skip_steps,
@@ -394,12 +446,8 @@ def fit(model: ModelSpec, train: loader.Input,
     all_callbacks += list(callbacks)
     if verbose == "auto":
         verbose = (1 if sys.stdout.isatty() else 2) if chief else 0
-    history = trained.fit(
-        strategy.distribute_datasets_from_function(
-            lambda context: train.train_dataset(first_epoch, skip_steps, context)),
-        epochs=epochs, steps_per_epoch=train.steps_per_epoch, callbacks=all_callbacks,
-        validation_data=eval_data.eval_dataset() if eval_data is not None else None,
-        verbose=verbose)
+    history = _keras_fit(trained, strategy, train, eval_data, epochs, (first_epoch, skip_steps),
+                         all_callbacks, verbose, checkpoint_dir if new_run else None)
 
     result = FitResult(inner, {k: [float(v) for v in vals] for k, vals in history.history.items()},
                        recipe, first_epoch, skip_steps, int(trained.optimizer.iterations.numpy()),
