@@ -7,6 +7,7 @@ saving); kerasnets.quantization must keep them through QAT, flattening and savin
 
 import numpy as np
 import pytest
+import tensorflow_model_optimization as tfmot
 from helpers import randomize_batchnorm
 
 import kerasnets
@@ -117,6 +118,20 @@ def test_qat_model_round_trips(tmp_path, trained_qat, small_images, filename):
                                   qat.predict(small_images, verbose=0))
     assert len(loaded.trainable_weights) == len(qat.trainable_weights) == 2
     assert convert(loaded, "int8", small_images) == int8_bytes
+
+
+def test_tfmot_qat_files_load_with_frozen_layers_frozen(tmp_path, small_images):
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, trainable=False)(inputs)
+    model = keras.Model(inputs, layers.Dense(2)(layers.Flatten()(x)))
+    tfmot_qat = tfmot.quantization.keras.quantize_model(model)
+    for filename in ("tfmot.keras", "tfmot.h5"):
+        tfmot_qat.save(tmp_path / filename)
+        with quantize_scope():
+            loaded = keras.models.load_model(tmp_path / filename)
+        np.testing.assert_array_equal(loaded.predict(small_images, verbose=0),
+                                      tfmot_qat.predict(small_images, verbose=0))
+        assert len(loaded.trainable_weights) == len(model.trainable_weights) == 2
 
 
 # --- issue 13 item 5: nested sub-models are flattened -------------------------------------

@@ -45,7 +45,7 @@ class LayerGraph:
       calls: ``{layer: number of times it is called}``.
       producers: ``{layer: names of the layers whose tensors it reads, over all its calls}``.
       consumers: ``{layer: names of the layers reading its tensors; None for a model output}``.
-      inputs, outputs: the model's input and output tensors as ``(layer name, tensor index)``.
+      outputs: the model's output tensors as ``(layer name, tensor index)``.
     """
 
     def __init__(self, model: keras.Model):
@@ -60,7 +60,6 @@ class LayerGraph:
             self.producers[name] = [p for p, _ in _inbound_entries(layer["inbound_nodes"])]
             for producer in self.producers[name]:
                 self.consumers[producer].append(name)
-        self.inputs: List[TensorKey] = list(_inbound_entries(config["input_layers"]))
         self.outputs: List[TensorKey] = list(_inbound_entries(config["output_layers"]))
         for name, _ in self.outputs:
             self.consumers[name].append(None)
@@ -162,7 +161,7 @@ class _Inliner:
 
 
 def inline_submodels(model: keras.Model) -> keras.Model:
-    """Returns ``model`` as one functional graph, nested functional sub-models replaced by their layers.
+    """Returns ``model`` as one functional graph, its nested functional models replaced by layers.
 
     ``model`` itself is returned when it has no nested model. Otherwise every layer of the new
     model is a fresh copy with the original's config and weights (the caller's model is not
@@ -180,9 +179,10 @@ def inline_submodels(model: keras.Model) -> keras.Model:
         arguments other than its inputs and ``training``, or a trainable BatchNormalization in
         a sub-model called with ``training=False``; the message names the working route.
     """
+    if not getattr(model, "_is_graph_network", False):
+        raise ValueError(f"`model` must be a functional keras model; received {model!r}")
     if not any(_is_nested_model(layer) for layer in model.layers):
         return model
-    _check_inlinable(model, model)
     inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=name)
               for x, name in zip(model.inputs, model.input_names)]
     outputs = _Inliner(model).run(model, inputs, model.trainable, None)

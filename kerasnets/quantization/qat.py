@@ -18,6 +18,13 @@ tfmot does them) and annotates only the layers tfmot has no rule for:
 The QAT model is the same for both int8 forms of hard-swish: the converter fuses a quantized
 ``HardSwish`` into ``HARD_SWISH``, and ``kerasnets.export.int8_forms.postprocess_tflite`` chooses the
 form of the exported graph (one XNNPACK partition by default).
+
+Where tfmot falls short of how transfer learning is written, ``quantize_model`` fills the gap:
+a nested functional sub-model (``base(inputs)``) is flattened into one graph
+(``kerasnets.models.graph.inline_submodels``); a layer frozen in the float model stays frozen
+(tfmot kept training its kernel); and the QAT model loads back from ``.keras`` as well as from
+``.h5`` and SavedModel (tfmot's ``QuantizeLayer`` did not). Both fixes live in the subclasses
+``QuantizeWrapperV2`` and ``QuantizeLayer`` that every QAT model here is made of.
 """
 
 import tensorflow_model_optimization as tfmot
@@ -169,9 +176,14 @@ def quantize_scope(*args):
 
     Includes tfmot's quantization objects, the kerasnets layers and the kerasnets
     QuantizeConfigs; ``args`` are further ``{name: class}`` dicts, as in tfmot's
-    ``quantize_scope``. ``.h5``, SavedModel and ``.keras`` files all load in it.
+    ``quantize_scope``. ``.h5``, SavedModel and ``.keras`` files all load in it, files written
+    by tfmot's own ``quantize_model`` too: their ``QuantizeWrapperV2`` and ``QuantizeLayer``
+    load as the kerasnets subclasses (frozen layers stay frozen, ``.keras`` loads).
     """
-    return _tfq.quantize_scope(_quantize_objects(), *args)
+    tfmot_objects = _tfq.quantize_scope().custom_objects
+    # Later dicts win: the kerasnets subclasses take the names of the tfmot classes.
+    fixed = {base.__name__: cls for base, cls in _FIXED_CLASSES.items()}
+    return keras.utils.custom_object_scope(*tfmot_objects, _quantize_objects(), fixed, *args)
 
 
 def _as_functional(model):
@@ -278,15 +290,26 @@ def quantize_model(model, quantize_configs=None):
     follow a convolution. Conv-BatchNorm(-ReLU) folding and per-channel weight quantization are
     tfmot's default 8-bit scheme. The returned model has its own copy of the weights.
 
+    Nested functional sub-models (a backbone called as ``base(inputs)``, a kerasnets builder
+    or any functional model) are flattened into one graph first, with their weights, so the
+    flattened float model computes the same outputs. A layer frozen in ``model`` (its own
+    ``trainable`` or a sub-model's) stays frozen: kernel, bias and BatchNormalization
+    weights and statistics, so ``qat.trainable_weights`` are the float model's. Its
+    quantization ranges are still calibrated in training mode (tfmot sets them from the
+    weights and from a moving average of the activations; no optimizer trains them): the int8
+    model needs the ranges of frozen layers too.
+
     Args:
-      model: a functional or Sequential keras model (built, with known inputs).
+      model: a functional or Sequential keras model (built, with known inputs), possibly
+        holding functional sub-models.
       quantize_configs: optional ``{layer name or layer class: QuantizeConfig}`` for layers
         kerasnets and tfmot have no rule for, or to override a rule; each layer gets its own
         copy of the config.
 
     Raises:
-      ValueError: on a model that is not functional/Sequential, or a layer that cannot be
-        quantized (the message names the layer, its type and the fix).
+      ValueError: on a model that is not functional/Sequential, a sub-model that cannot be
+        flattened, or a layer that cannot be quantized (the message names the layer, its type
+        and the working route).
     """
     quantize_configs = dict(quantize_configs or {})
     for key, config in quantize_configs.items():
