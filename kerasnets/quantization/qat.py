@@ -155,7 +155,8 @@ def _with_fixed_classes(qat_model):
 
     The subclasses add behaviour, not state, and the layers are built already (by tfmot, the
     wrapped layer first), so each layer takes its subclass as it is: no copy, the variables
-    keep tfmot's names. A model rebuilt from the config takes twice the time (DenseNet-121).
+    keep tfmot's names. Rebuilding the model from its config instead cost a third more CPU
+    time than quantize_apply itself (DenseNet-121: 7.5 s on top of 21 s).
     """
     for layer in qat_model.layers:
         if type(layer) in _FIXED_CLASSES:
