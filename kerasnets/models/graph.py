@@ -45,7 +45,7 @@ class LayerGraph:
       calls: ``{layer: number of times it is called}``.
       producers: ``{layer: names of the layers whose tensors it reads, over all its calls}``.
       consumers: ``{layer: names of the layers reading its tensors; None for a model output}``.
-      outputs: the model's output tensors as ``(layer name, tensor index)``.
+      inputs, outputs: the model's input and output tensors as ``(layer name, tensor index)``.
     """
 
     def __init__(self, model: keras.Model):
@@ -60,6 +60,7 @@ class LayerGraph:
             self.producers[name] = [p for p, _ in _inbound_entries(layer["inbound_nodes"])]
             for producer in self.producers[name]:
                 self.consumers[producer].append(name)
+        self.inputs: List[TensorKey] = list(_inbound_entries(config["input_layers"]))
         self.outputs: List[TensorKey] = list(_inbound_entries(config["output_layers"]))
         for name, _ in self.outputs:
             self.consumers[name].append(None)
