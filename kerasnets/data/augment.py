@@ -29,15 +29,20 @@ def cifar_pad(size: int) -> int:
     return max(1, int(size * CIFAR_PAD_FRACTION))
 
 
-def resize_uint8(image: tf.Tensor, size: int) -> tf.Tensor:
-    """Returns ``image`` resized to ``size`` x ``size`` as ``kerasnets.data.resize_images`` does
-    (bilinear, antialiased, rounded), unchanged when it already has that size."""
-    def resize():
-        resized = tf.image.resize(image, (size, size), antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+def bilinear_uint8(images: tf.Tensor, size: int) -> tf.Tensor:
+    """Returns ``uint8`` ``images`` (one ``(rows, cols, 3)`` image or a batch) resized to
+    ``size`` x ``size``: bilinear, antialiased when shrinking, rounded back to ``uint8``. The one
+    resize of kerasnets' pipelines (``resize_uint8``, ``kerasnets.data.resize_images``)."""
+    resized = tf.image.resize(images, (size, size), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
+
+def resize_uint8(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Returns ``image`` resized to ``size`` x ``size`` (``bilinear_uint8``), unchanged when it
+    already has that size."""
     same = tf.reduce_all(tf.equal(tf.shape(image)[:2], [size, size]))
-    return tf.cond(same, lambda: tf.ensure_shape(image, (size, size, 3)), resize)
+    return tf.cond(same, lambda: tf.ensure_shape(image, (size, size, 3)),
+                   lambda: bilinear_uint8(image, size))
 
 
 def random_resized_crop(image: tf.Tensor, size: int, seed: tf.Tensor,

@@ -233,9 +233,9 @@ def resize_images(images: Sequence[np.ndarray], image_size: int,
     """Returns the ``uint8`` array ``(n, image_size, image_size, 3)`` of a list of images.
 
     Images of another size are resized bilinearly (antialiased when shrinking), in batches of
-    images of the same size.
+    images of the same size (``kerasnets.data.augment.bilinear_uint8``).
     """
-    import tensorflow as tf
+    from kerasnets.data.augment import bilinear_uint8
 
     out = np.empty((len(images), image_size, image_size, 3), dtype="uint8")
     by_shape = {}
@@ -246,8 +246,7 @@ def resize_images(images: Sequence[np.ndarray], image_size: int,
             chunk = indices[start:start + batch_size]
             batch = np.stack([images[i] for i in chunk])
             if shape[:2] != (image_size, image_size):
-                batch = tf.image.resize(batch, (image_size, image_size), antialias=True)
-                batch = tf.cast(tf.clip_by_value(tf.round(batch), 0, 255), tf.uint8).numpy()
+                batch = bilinear_uint8(batch, image_size).numpy()
             out[chunk] = batch
     return out
 
