@@ -333,7 +333,7 @@ def test_sample_keeps_a_seeded_subset_in_order(folder):
 @pytest.mark.parametrize("kind", ["folder", "zip", "tfrecord"])
 def test_undecodable_examples_are_skipped_by_every_source_and_named(kind, tmp_path, caplog):
     root = corrupt_folder(tmp_path / "data")
-    spec, named = root, ["truncated.jpg", "notes.txt"]
+    spec, named, unit = root, ["truncated.jpg", "notes.txt"], "files"
     if kind == "zip":
         with zipfile.ZipFile(tmp_path / "data.zip", "w") as archive:
             for path in sorted(root.rglob("*")):
@@ -342,12 +342,12 @@ def test_undecodable_examples_are_skipped_by_every_source_and_named(kind, tmp_pa
     elif kind == "tfrecord":
         write_tfrecords(root, tmp_path / "data.tfrecord", label_base=0)
         # Records in folder order: cat 0-2, dog 3-5 and truncated.jpg 6, ship 7-9, notes.txt 10.
-        spec, named = str(tmp_path / "data.tfrecord"), ["record 6", "record 10"]
+        spec, named, unit = str(tmp_path / "data.tfrecord"), ["record 6", "record 10"], "records"
     with caplog.at_level(logging.WARNING, logger="kerasnets.data"):
         source = loader.open_source(spec)
     for name in named:
         assert name in caplog.text
-    assert "skipped 2 of 11 files" in caplog.text
+    assert f"skipped 2 of 11 {unit}" in caplog.text
     assert source.num_examples == 9
     images, labels = eval_arrays(loader.Input(source, 32, "raw", 4))
     assert list(np.bincount(labels)) == [3, 3, 3]

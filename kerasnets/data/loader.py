@@ -118,6 +118,7 @@ def _scan_tfrecords(files, label_offset):
     keyed = _keyed_records(files, tf.range(len(files))).map(
         lambda key, record: (key, _parse_example(record, label_offset)),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # Two passes over the records: every label (a cheap parse), then every image decoded.
     chunks = list(keyed.map(lambda key, example: (key, example[1])).batch(65536)
                   .as_numpy_iterator())
     keys = np.concatenate([k for k, _ in chunks]) if chunks else np.zeros([0], "int64")
@@ -133,7 +134,7 @@ def _scan_tfrecords(files, label_offset):
     screen.report_skipped(
         [(f"{files[k // _RECORDS_PER_FILE]} record {k % _RECORDS_PER_FILE}",
           screen.failure(lambda k=k: read(k))) for k in bad.tolist()], len(keys),
-        f"{len(files)} TFRecord file(s)")
+        f"{len(files)} TFRecord file(s)", unit="records")
     return keys, labels, bad
 
 

@@ -58,13 +58,15 @@ def failure(read: Callable[[], bytes]) -> str:
     return "it could not be read or decoded while the data set was opened"
 
 
-def report_skipped(skipped: Sequence[Tuple[str, str]], total: int, description: str) -> None:
-    """Logs a warning per skipped ``(name, reason)``, then their count out of ``total``."""
+def report_skipped(skipped: Sequence[Tuple[str, str]], total: int, description: str,
+                   unit: str = "files") -> None:
+    """Logs a warning per skipped ``(name, reason)``, then their count out of ``total``
+    ``unit``."""
     for name, reason in skipped:
         log.warning("skipping %s: not a decodable image (%s)", name, reason)
     if skipped:
-        log.warning("skipped %d of %d files of %s that could not be decoded", len(skipped),
-                    total, description)
+        log.warning("skipped %d of %d %s of %s that could not be decoded", len(skipped), total,
+                    unit, description)
 
 
 def check_classes(counts: Dict[str, int], description: str) -> None:
