@@ -33,6 +33,7 @@ from typing import Optional
 import numpy as np
 
 from kerasnets.export.convert import check_precision, check_writable_dir, convert, write_atomic
+from kerasnets.export.int8_forms import written_forms
 from kerasnets.export.interpreter import (
     accuracy, agreement, op_histogram, tflite_predict, xnnpack_partitions,
 )
@@ -326,6 +327,9 @@ def run(opts):
     report["size_bytes"] = len(tflite_model)
     report["ops"] = op_histogram(tflite_model)
     report["xnnpack_partitions"] = xnnpack_partitions(tflite_model)
+    # Which int8 forms the file holds (hard-swish, exit softmax), as recorded in its metadata:
+    # None for float models.
+    report["int8_forms"] = written_forms(tflite_model)
     if opts.compare_fp32:
         log.info("converting the float model to fp32 TFLite for comparison")
         fp32_model = tflite_model if opts.precision == "fp32" and not opts.qat else convert(

@@ -245,6 +245,7 @@ def test_two_precisions_in_one_folder_keep_one_report_each(tiny_folder, tmp_path
         report = json.loads((out / f"mobilenet_v2_{precision}.json").read_text())
         assert report["precision"] == precision
         assert report["tflite_path"] == str(out / f"mobilenet_v2_{precision}.tflite")
+        assert report["int8_forms"] is None
 
 
 @pytest.fixture(scope="module")
@@ -368,6 +369,9 @@ def test_qat_pipeline_report_and_demo_table(tiny_folder, tmp_path):
     assert set(_inner_dtypes(tflite_model).values()) <= {"int8", "int32"}
     assert "HARD_SWISH" not in _ops(tflite_model)
     assert report["xnnpack_partitions"] == _partitions(tflite_model) == 1
+    # Float output: the exit softmax runs in float after the last DEQUANTIZE (issue 13 item 1).
+    assert _ops(tflite_model)[-2:] == ["DEQUANTIZE", "SOFTMAX"]
+    assert report["int8_forms"] == {"hard_swish": "xnnpack", "softmax": "float"}
     # The report's accuracy is the runtime's: recompute it from the written file.
     eval_set = data.load_image_folder(tiny_folder, 32, progress=False)
     _, held = data.split_holdout(eval_set, workflow.HOLDOUT_FRACTION, seed=0)
