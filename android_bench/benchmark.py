@@ -1,8 +1,7 @@
-"""Measure TFLite model latency on Android devices over adb (or on this host, ``--target local``); the design card's command line, ``kerasnets bench``."""
+"""Measure TFLite model latency on Android devices over adb (or on this host, ``--target
+local``); the design card's command line, the same as ``kerasnets bench``."""
 
-import sys
-
-from kerasnets.cli import bench
+from kerasnets.cli import run
 
 if __name__ == "__main__":
-    sys.exit(bench.main(prog="python android_bench/benchmark.py"))
+    run("bench", prog="python android_bench/benchmark.py")

@@ -1,8 +1,7 @@
-"""Aggregate benchmark records into tables and plots; the design card's command line, ``kerasnets report``."""
+"""Aggregate benchmark records into tables and plots; the design card's command line, the same
+as ``kerasnets report``."""
 
-import sys
-
-from kerasnets.cli import report
+from kerasnets.cli import run
 
 if __name__ == "__main__":
-    sys.exit(report.main(prog="python android_bench/report.py"))
+    run("report", prog="python android_bench/report.py")

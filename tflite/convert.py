@@ -5,9 +5,7 @@ The design card's command line; the same as ``kerasnets convert`` (``kerasnets.c
     python tflite/convert.py --model mobilenet_v3_small --precision int8 --qat --out out/v3s
 """
 
-import sys
-
-from kerasnets.cli import convert
+from kerasnets.cli import run
 
 if __name__ == "__main__":
-    sys.exit(convert.main(prog="python tflite/convert.py"))
+    run("convert", prog="python tflite/convert.py")

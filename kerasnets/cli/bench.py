@@ -32,7 +32,9 @@ from kerasnets.bench.benchmark import (
 from kerasnets.bench.device import DELEGATE_FLAGS
 from kerasnets.bench.modelinfo import binary_abi, model_info
 from kerasnets.bench.records import RecordWriter, check_records_output, new_run_id
-from kerasnets.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, configure_logging
+from kerasnets.cli.common import (
+    EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, add_verbose_argument, configure_logging,
+)
 
 logger = logging.getLogger("kerasnets.bench")
 
@@ -112,7 +114,7 @@ def build_parser(prog: str = "kerasnets bench") -> argparse.ArgumentParser:
     parser.add_argument("--adb", help="adb executable (default: $ADB, else adb on PATH)")
     parser.add_argument("--keep-on-device", action="store_true",
                         help="leave the run's models on the device")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_verbose_argument(parser)
     return parser
 
 
@@ -236,7 +238,7 @@ def main(argv: list[str] | None = None, prog: str = "kerasnets bench") -> int:
     """Runs the command line; returns the exit status (see --help)."""
     parser = build_parser(prog)
     args, extra_args = parse_arguments(parser, argv)
-    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
+    configure_logging(verbose=args.verbose)
     try:
         check_files(args)
     except ValueError as error:

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from kerasnets import data
-from kerasnets.cli.common import call_reporting_errors, configure_logging
+from kerasnets.cli.common import add_verbose_argument, call_reporting_errors, configure_logging
 from kerasnets.export.exit_policy import check_thresholds
 from kerasnets.export.stages import MANIFEST_NAME, StagedRuntime
 
@@ -39,6 +39,7 @@ def build_parser(prog: str = "kerasnets early-exit") -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads per interpreter (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_verbose_argument(parser)
     return parser
 
 
@@ -63,7 +64,7 @@ def _evaluate_command(args):
 def main(argv: Optional[Sequence[str]] = None, prog: str = "kerasnets early-exit") -> int:
     """Returns the exit status of the command line (0 success, 2 bad input, 1 other errors)."""
     args = build_parser(prog).parse_args(argv)
-    configure_logging()
+    configure_logging(verbose=args.verbose)
     status, result = call_reporting_errors(log, _evaluate_command, args)
     if status:
         return status

@@ -15,7 +15,9 @@ import logging
 from pathlib import Path
 
 from kerasnets.bench.report import NoRecordsError, write_report
-from kerasnets.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, configure_logging
+from kerasnets.cli.common import (
+    EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, add_verbose_argument, configure_logging,
+)
 
 logger = logging.getLogger("kerasnets.bench.report")
 
@@ -40,7 +42,7 @@ def build_parser(prog: str = "kerasnets report") -> argparse.ArgumentParser:
     parser.add_argument("--top-ops", type=int, default=10, metavar="N",
                         help="node types and ops per row in ops.md, for records measured with "
                              "--extra-args=--enable_op_profiling=true (default 10)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_verbose_argument(parser)
     return parser
 
 
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None, prog: str = "kerasnets report") -> int:
     """Runs the command line; returns 0, 1 (no records) or 2 (usage error)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
+    configure_logging(verbose=args.verbose)
     if args.top_ops < 1:
         parser.error(f"--top-ops={args.top_ops}: expected a count >= 1")
     for path in [*args.records, *args.accuracy_report]:
