@@ -12,10 +12,11 @@ import tensorflow as tf
 
 from kerasnets import export
 from kerasnets._keras import keras, layers
+from kerasnets.export.convert import tflite_converter
 from kerasnets.export.int8_forms import (
     FORMS_METADATA, add_metadata, postprocess_tflite, read_metadata, written_forms,
 )
-from kerasnets.layers import HardSwish
+from kerasnets.layers import HardSigmoid, HardSwish
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +119,100 @@ def test_postprocess_twice_keeps_one_record_and_metadata_round_trips(classifier)
     assert read_metadata(tagged, "note") == b"two" and read_metadata(tagged, "other") is None
     with pytest.raises(ValueError, match="not a TFLite model"):
         written_forms(b"not a flatbuffer")
+
+
+# --- folding constant factors into scales (issue 16 item 1) ------------------------------------
+
+def _converted(model, calibration):
+    return tflite_converter(model, "int8", calibration).convert()
+
+
+def _builtin_outputs(tflite_model, inputs, tensor_name=None):
+    """Returns the int8 output (or the int8 tensor ``tensor_name``) for each float input, run on
+    LiteRT's builtin kernels with every tensor kept."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(
+        model_content=tflite_model, experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]
+    target = interpreter.get_output_details()[0]["index"]
+    if tensor_name is not None:
+        target = next(t["index"] for t in interpreter.get_tensor_details()
+                      if t["name"] == tensor_name)
+    outputs = []
+    for x in inputs:
+        interpreter.set_tensor(source["index"], x[None].astype("float32"))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(target)[0].astype(int))
+    return np.stack(outputs)
+
+
+def test_folding_hard_swish_and_se_divides_keeps_every_int8_result():
+    # Conv -> hard-swish -> squeeze-and-excite (hard-sigmoid gate) -> 1x1 conv, with activations
+    # of a trained net's size (the tiny-range x/2 form is not what is tested here).
+    keras.utils.set_random_seed(1)
+    inputs = layers.Input((8, 8, 3))
+    x = HardSwish()(layers.Conv2D(8, 3, padding="same")(inputs))
+    gate = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    gate = HardSigmoid()(layers.Conv2D(8, 1)(layers.Conv2D(4, 1, activation="relu")(gate)))
+    x = layers.Multiply()([x, gate])
+    model = keras.Model(inputs, layers.Conv2D(4, 1)(x))
+    calibration = np.random.default_rng(1).normal(0, 2, (16, 8, 8, 3)).astype("float32")
+    converted = _converted(model, calibration)
+    plain = postprocess_tflite(converted, fold_constants=False)
+    folded = postprocess_tflite(converted)
+    # Hard-swish loses its MUL by 1/6 (MUL, ADD(RELU6), MUL -> ADD(RELU6), MUL), the hard-sigmoid
+    # its MUL by 1/6; the consumers take the 6 into their scales.
+    assert export.op_histogram(plain)["MUL"] - export.op_histogram(folded)["MUL"] == 2
+    assert export.xnnpack_partitions(folded) == 1 and export.undelegated_ops(folded) == []
+    # The removed MULs kept the int8 values (scale / 6): the same results, up to the float
+    # rounding of the products of scales the kernels requantize with.
+    got, want = _builtin_outputs(folded, calibration), _builtin_outputs(plain, calibration)
+    assert np.abs(got - want).max() <= 1 and np.mean(got == want) >= 0.99
+
+
+def test_folding_the_input_rescaling_rounds_once_within_one_step():
+    # MobileNetV3's input Rescaling (keras.applications: scale 1/127.5, offset -1) before a
+    # 'same'-padded stride-2 conv: its zero padding is y = 0, so the offset must stay an op.
+    keras.utils.set_random_seed(2)
+    inputs = layers.Input((8, 8, 3))
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescaling")(inputs)
+    conv = layers.Conv2D(4, 3, strides=2, padding="same")
+    model = keras.Model(inputs, conv(x))
+    rng = np.random.default_rng(2)
+    calibration = rng.integers(0, 256, (16, 8, 8, 3)).astype("float32")
+    # Every pixel value, in every position.
+    grid = np.stack([np.roll(np.arange(256), k)[:192].reshape(8, 8, 3)
+                     for k in range(0, 256, 16)]).astype("float32")
+    converted = _converted(model, calibration)
+    plain = postprocess_tflite(converted, fold_constants=False)
+    folded = postprocess_tflite(converted)
+    assert export.op_histogram(plain)["MUL"] == 1 and "MUL" not in export.op_histogram(folded)
+    assert export.op_histogram(folded)["ADD"] == 1
+    assert export.xnnpack_partitions(folded) == 1 and export.undelegated_ops(folded) == []
+    interpreter = _litert(plain)
+    ops = interpreter._get_ops_details()
+    add = next(op for op in ops if op["op_name"] == "ADD")
+    mul = next(op for op in ops if op["op_name"] == "MUL")
+    y = interpreter._get_tensor_details(add["outputs"][0], 0)
+    s_y = y["quantization"][0]
+    s_mul = interpreter._get_tensor_details(mul["outputs"][0], 0)["quantization"][0]
+    # The unfolded graph rounds x / 127.5 to half a step of the MUL's output, then y to half a
+    # step; the folded one rounds y once. Their int8 y differ by at most
+    # floor(s_mul / (2 s_y) + 1) steps.
+    bound = np.floor(s_mul / (2 * s_y) + 1)
+    got_y = _builtin_outputs(folded, grid, y["name"])
+    want_y = _builtin_outputs(plain, grid, y["name"])
+    assert np.abs(got_y - want_y).max() <= bound
+    # Through the conv: a difference of d steps of y moves an output by at most
+    # d * s_y * sum|w| / s_out, plus the output's own rounding.
+    s_out = interpreter.get_output_details()[0]["quantization"][0]
+    spread = bound * s_y * np.abs(conv.kernel.numpy()).sum(axis=(0, 1, 2)).max() / s_out
+    got, want = _builtin_outputs(folded, grid), _builtin_outputs(plain, grid)
+    assert np.abs(got - want).max() <= np.floor(spread + 1)
+    # And the folded y is y = x / 127.5 - 1 rounded once: within half a step of it (x is on
+    # the int8 input grid, scale 1: the pixel values themselves).
+    exact = np.clip((grid / 127.5 - 1) / s_y + y["quantization"][1], -128, 127)
+    assert np.abs(got_y - exact).max() <= 0.5 + 1e-3

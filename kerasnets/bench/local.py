@@ -35,6 +35,7 @@ benchmarks/bench_local_vs_litert_tool.py compares the two side by side.
 
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -81,6 +82,44 @@ def _cpu_name():
     except OSError:
         pass
     return platform.processor() or None
+
+
+# /proc/cpuinfo flags of int8 dot-product instructions: x86 AVX-512 VNNI and AVX-VNNI (the
+# "flags" line), ARMv8.2 SDOT/UDOT and ARMv8.6 int8 matrix multiply (the "Features" line).
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "asimddp", "i8mm")
+
+
+def cpu_features(cpuinfo: str | None = None) -> list[str] | None:
+    """Returns the int8 dot-product flags (``INT8_DOT_FLAGS``) this CPU reports, in that order.
+
+    ``cpuinfo`` is the text of /proc/cpuinfo (read from the file when None). The flags come
+    from the first ``flags`` (x86) or ``Features`` (ARM) line; ``[]`` means the CPU reports
+    none, None that there is no such line to read (no /proc/cpuinfo: not Linux), so a caller
+    says "no int8 dot products" only from the flags, never from a guess.
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            return None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            present = set(value.split())
+            return [flag for flag in INT8_DOT_FLAGS if flag in present]
+    return None
+
+
+def host_cpu_line() -> str:
+    """Returns one line naming this CPU, its int8 dot-product flags and the load average, e.g.
+    ``"CPU: Intel(R) Xeon(R) ... (2 cores), int8 dot products: avx512_vnni; load 4.1 3.9 3.2"``."""
+    flags = cpu_features()
+    dot = ("unknown (no /proc/cpuinfo flags)" if flags is None
+           else ", ".join(flags) if flags else "none (no avx512_vnni/avx_vnni/asimddp/i8mm flag)")
+    load = " ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "-"
+    return (f"CPU: {_cpu_name()} ({os.cpu_count()} cores), int8 dot products: {dot}; "
+            f"load average {load}")
 
 
 def host_device_info() -> dict:

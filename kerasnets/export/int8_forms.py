@@ -35,6 +35,7 @@ TFLite metadata entry ``kerasnets_int8_forms``. The module also reads and writes
 entries (``add_metadata``, ``read_metadata``).
 """
 
+import collections
 import json
 import logging
 
@@ -314,6 +315,130 @@ def _float_softmax_ops(sub, op):
     ], dequantize
 
 
+# Ops that pass a constant factor on the real value of their int8 input 0 to their output
+# unchanged in bytes when the output scale takes the factor: their integer arithmetic reads
+# only the ratio of input to output scale (int8 MEAN, RESHAPE; MUL of two activations).
+_FACTOR_PASSING = (_OP.MEAN, _OP.RESHAPE, _OP.MUL)
+# Ops whose per-channel weight scales take a factor on the real value of their input 0: the
+# int32 accumulator reads input scale x weight scale only.
+_FACTOR_ABSORBING = (_OP.CONV_2D, _OP.DEPTHWISE_CONV_2D, _OP.FULLY_CONNECTED)
+
+
+def _constant_data(sub, index):
+    """Returns the int8 values of constant tensor ``index``, or None if it is not one."""
+    tensor = sub.tensors[index]
+    data = sub.model.buffers[tensor.buffer].data if tensor.buffer else None
+    if data is None or len(data) == 0 or tensor.type != _INT8:
+        return None
+    return np.asarray(data, np.uint8).view(np.int8)
+
+
+def _factor_plan(sub, tensor_index, factor, plan, uses):
+    """Adds to ``plan`` ({tensor index: scale multiplier}) what lets every consumer of int8
+    tensor ``tensor_index`` read a real value ``factor`` times the one it read, with the same
+    results; returns False when some consumer cannot (the plan is then unusable).
+
+    A convolution or fully-connected layer divides its weight scales by ``factor``; MEAN,
+    RESHAPE and a MUL of two activations (no fused clamp) multiply their output scale by
+    ``factor`` and pass it on; an ADD of a constant multiplies the constant's and the output's
+    scales (no fused clamp but RELU, which clamps at 0 at any scale). Every changed tensor
+    (weights, constants) must be used by that one op (``uses``: tensor index -> op count).
+    """
+    if tensor_index in [int(t) for t in sub.graph.outputs]:
+        return False
+    for op in sub.consumers(tensor_index):
+        code, inputs = sub.op_code(op), [int(i) for i in op.inputs]
+        activation = getattr(op.builtinOptions, "fusedActivationFunction",
+                             schema.ActivationFunctionType.NONE)
+        if code in _FACTOR_ABSORBING and inputs[0] == tensor_index:
+            weights = inputs[1]
+            if uses[weights] != 1 or weights in plan or tensor_index in inputs[1:]:
+                return False
+            plan[weights] = 1.0 / factor
+            continue
+        if activation not in (schema.ActivationFunctionType.NONE,
+                              schema.ActivationFunctionType.RELU):
+            return False
+        if code == _OP.ADD:
+            other = inputs[1 - inputs.index(tensor_index)]
+            if (inputs.count(tensor_index) != 1 or _constant_data(sub, other) is None
+                    or uses[other] != 1 or other in plan):
+                return False
+            plan[other] = factor
+        elif code not in _FACTOR_PASSING or (code != _OP.MUL and inputs[0] != tensor_index):
+            return False
+        elif code == _OP.MUL and (inputs.count(tensor_index) != 1 or activation
+                                  != schema.ActivationFunctionType.NONE):
+            return False
+        output = int(op.outputs[0])
+        if output in plan or not _factor_plan(sub, output, factor, plan, uses):
+            return False
+        plan[output] = factor
+    return True
+
+
+def _xnnpack_add_scales_ok(sub, scales):
+    """Returns whether every int8 ADD keeps the input/output scale ratios XNNPACK takes once
+    the tensor scales are multiplied by ``scales`` ({tensor index: multiplier})."""
+    def scale(index):
+        return sub.quant(sub.tensors[index])[0] * scales.get(index, 1.0)
+
+    for op in sub.graph.operators:
+        if sub.op_code(op) != _OP.ADD or not any(int(t) in scales for t in
+                                                 list(op.inputs) + list(op.outputs)):
+            continue
+        out = scale(int(op.outputs[0]))
+        for index in op.inputs:
+            ratio = scale(int(index)) / out
+            if not 1.0 / _XNNPACK_MIN_ADD_SCALE_RATIO <= ratio < _XNNPACK_MAX_ADD_SCALE_RATIO:
+                return False
+    return True
+
+
+def _fold_scalar_muls(sub):
+    """Removes each int8 ``MUL(x, c)`` by a scalar constant ``c`` whose consumers can take
+    ``x`` itself (see ``_factor_plan``); returns how many it removed.
+
+    The consumers of ``y = x * c`` then read ``x``, a real value ``1 / c`` times theirs; each
+    takes the factor into a scale. Where ``y`` held the bytes of ``x`` (the ``x / 6`` of
+    hard-swish, the ``/ 6`` of hard-sigmoid: scale divided by 6, same int8 values) every
+    result is the same; where the MUL requantized (the input ``Rescaling``'s ``x / 127.5``),
+    its rounding goes: the next op rounds once instead of twice.
+    """
+    removed = 0
+    for op in list(sub.graph.operators):
+        if sub.op_code(op) != _OP.MUL or op.builtinOptions is None or (
+                op.builtinOptions.fusedActivationFunction != schema.ActivationFunctionType.NONE):
+            continue
+        inputs = [int(i) for i in op.inputs]
+        constants = [i for i in inputs if _constant_data(sub, i) is not None]
+        if len(constants) != 1 or _constant_data(sub, constants[0]).size != 1:
+            continue
+        (c_index,), x = constants, inputs[1 - inputs.index(constants[0])]
+        if sub.tensors[x].type != _INT8 or len(sub.tensors[x].quantization.scale) != 1:
+            continue
+        c_scale, c_zero = sub.quant(sub.tensors[c_index])
+        c = c_scale * (float(_constant_data(sub, c_index)[0]) - c_zero)
+        y = int(op.outputs[0])
+        uses = collections.Counter(int(t) for o in sub.graph.operators for t in o.inputs)
+        plan = {}
+        if c <= 0 or not _factor_plan(sub, y, 1.0 / c, plan, uses):
+            continue
+        # y's consumers read x from now on: y's own scale is no longer used.
+        if not _xnnpack_add_scales_ok(sub, {**plan, y: sub.quant(sub.tensors[x])[0]
+                                            / sub.quant(sub.tensors[y])[0]}):
+            continue
+        for index, multiplier in plan.items():
+            q = sub.tensors[index].quantization
+            q.scale = (np.asarray(q.scale, np.float64) * multiplier).astype(np.float32)
+        for consumer in sub.consumers(y):
+            consumer.inputs = np.array([x if int(i) == y else int(i) for i in consumer.inputs],
+                                       dtype=np.int32)
+        sub.graph.operators = [o for o in sub.graph.operators if o is not op]
+        removed += 1
+    return removed
+
+
 def _xnnpack_ops(sub, op, hard_swish, forms):
     """Returns ``(ops replacing op, or None; op to drop, or None)`` for ``op``, whose first input
     is int8, and notes in ``forms`` the hard-swish and exit-softmax forms it writes."""
@@ -337,7 +462,7 @@ def _xnnpack_ops(sub, op, hard_swish, forms):
     return None, None
 
 
-def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
+def postprocess_tflite(tflite_model, hard_swish="xnnpack", fold_constants=True):
     """Returns the ``.tflite`` bytes with int8 ops XNNPACK skips rewritten as ops it runs.
 
     See the module docstring for the rewrites; none of them adds a float tensor between int8
@@ -350,6 +475,12 @@ def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
       tflite_model: the converted model (``bytes`` from ``TFLiteConverter.convert()``).
       hard_swish: ``"xnnpack"`` (default) rewrites int8 ``HARD_SWISH`` into MUL/ADD/MUL so the
         graph stays one XNNPACK partition; ``"fused"`` keeps the ``HARD_SWISH`` op.
+      fold_constants: remove each int8 MUL by a scalar constant whose factor the following
+        ops can take into their scales (default True; False gives the graph of earlier
+        versions, for comparison): the hard-swish ``x / 6`` (hard-swish becomes ADD(RELU6),
+        MUL), the hard-sigmoid ``/ 6`` of squeeze-and-excite, the input ``Rescaling``'s
+        ``x / 127.5`` (its ADD adds ``-127.5`` and the first convolution takes ``1 / 127.5``
+        in its weight scales).
 
     Raises:
       ValueError: on an unknown ``hard_swish``.
@@ -374,6 +505,9 @@ def postprocess_tflite(tflite_model, hard_swish="xnnpack"):
                 counts[name] = counts.get(name, 0) + 1
                 rewritten.extend(new)
         subgraph.operators = [op for op in rewritten if all(op is not d for d in dropped)]
+        folded = _fold_scalar_muls(sub) if fold_constants else 0
+        if folded:
+            counts["MUL folded"] = counts.get("MUL folded", 0) + folded
     if not integer:
         return bytes(tflite_model)
     log.info("postprocess_tflite rewrote %s; forms %s", counts, forms)
