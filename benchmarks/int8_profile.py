@@ -1,0 +1,186 @@
+"""Where fp32 and int8 time goes, per kind of op, with LiteRT + XNNPACK (issue 16 item 2).
+
+    .venv/bin/python benchmarks/int8_profile.py                        # MobileNetV3-Small, 224
+    .venv/bin/python benchmarks/int8_profile.py --model mobilenet_v3_large --threads 1
+
+LiteRT's Python interpreter has no per-op profiler, and XNNPACK runs the whole graph as one
+delegate node, so the time of an op kind is measured by removal: for each kind, the converted
+model is rewritten without those ops (each removed op's consumers read its input instead;
+shapes and dtypes stay, the values do not matter to the time) and timed interleaved with the
+full model. The time of a kind is the median of the full model minus the median without it.
+Kinds (classified from the graph, the same for fp32 and int8):
+
+- ends: the input QUANTIZE and the exit DEQUANTIZE/SOFTMAX (fp32: the SOFTMAX);
+- input Rescaling: the MUL/ADD of the model's ``rescaling`` layer;
+- hard-swish: HARD_SWISH, or its int8 form (MUL/ADD by constants, MUL of x and its gate);
+- SE gate (1x1): element-wise ops on squeeze-and-excite's 1x1 tensors (the hard-sigmoid);
+- SE scale: the broadcast MUL of a feature map by its squeeze-and-excite gate;
+- residual ADD: the ADD of two feature maps;
+- depthwise (stride 1): DEPTHWISE_CONV_2D whose output has its input's shape.
+
+The rest (convolutions, stride-2 depthwise, MEAN, RESHAPE) is the full time minus the removed
+kinds. XNNPACK drops ops whose results nothing reads: a removed SE scale leaves the SE branch
+(MEAN, two 1x1 convolutions, the gate) without a reader, so "SE scale" is the whole
+squeeze-and-excite; a removed residual ADD passes on the block's output, whose shortcut the
+block still reads. Models are built as in
+``int8_latency.py`` (random weights, BatchNorm statistics from real images), int8 twice: with
+and without ``postprocess_tflite``'s constant folding.
+"""
+
+import argparse
+import logging
+import sys
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+import int8_latency
+
+_OP = schema.BuiltinOperator
+_NAMES = {v: k for k, v in vars(_OP).items() if not k.startswith("_")}
+KINDS = ("ends", "input Rescaling", "hard-swish", "SE gate (1x1)", "SE scale", "residual ADD",
+         "depthwise (stride 1)")
+
+
+def _code(model, op):
+    code = model.operatorCodes[op.opcodeIndex]
+    return _NAMES[max(code.builtinCode, code.deprecatedBuiltinCode)]
+
+
+def _is_constant(model, graph, index):
+    data = model.buffers[graph.tensors[index].buffer].data
+    return data is not None and len(data) > 0
+
+
+def classify(model):
+    """Returns ``{op position: kind}`` of the ops of the first subgraph that ``KINDS`` names."""
+    graph = model.subgraphs[0]
+    inputs = {int(i) for i in graph.inputs}
+    kinds = {}
+    for position, op in enumerate(graph.operators):
+        code = _code(model, op)
+        ins = [int(i) for i in op.inputs if i >= 0]
+        out = graph.tensors[int(op.outputs[0])]
+        name = out.name.decode() if isinstance(out.name, bytes) else str(out.name)
+        shapes = [list(graph.tensors[i].shape) for i in ins]
+        if code == "QUANTIZE" and ins[0] in inputs or code in ("DEQUANTIZE", "SOFTMAX"):
+            kinds[position] = "ends"
+        elif code in ("MUL", "ADD") and "rescaling" in name:
+            kinds[position] = "input Rescaling"
+        elif code in ("MUL", "ADD", "HARD_SWISH") and int(np.prod(out.shape[1:-1])) == 1:
+            kinds[position] = "SE gate (1x1)"
+        elif code == "MUL" and len({tuple(s) for s in shapes}) > 1 and not any(
+                _is_constant(model, graph, i) for i in ins):
+            kinds[position] = "SE scale"
+        elif code == "ADD" and not any(_is_constant(model, graph, i) for i in ins):
+            kinds[position] = "residual ADD"
+        elif code in ("MUL", "ADD", "HARD_SWISH"):
+            kinds[position] = "hard-swish"
+        elif code == "DEPTHWISE_CONV_2D" and list(out.shape) == shapes[0]:
+            kinds[position] = "depthwise (stride 1)"
+    return kinds
+
+
+def without(tflite_model, kind):
+    """Returns ``(the .tflite bytes without the ops of kind, how many were removed)``."""
+    from kerasnets.export.int8_forms import _pack
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0)
+    graph = model.subgraphs[0]
+    kinds = classify(model)
+    replace, kept = {}, []
+    producer = {int(t): position for position, op in enumerate(graph.operators)
+                for t in op.outputs}
+    for position, op in enumerate(graph.operators):
+        op.inputs = np.array([replace.get(int(i), int(i)) for i in op.inputs], dtype=np.int32)
+        if kinds.get(position) != kind:
+            kept.append(op)
+            continue
+        out = int(op.outputs[0])
+        if int(op.inputs[0]) in [int(i) for i in graph.inputs] and kind == "ends":
+            graph.inputs = np.array([out], dtype=np.int32)  # the input QUANTIZE: int8 input
+            continue
+        if kind == "ends":  # the exit: its int8 (fp32: float) logits become the output
+            replace[out] = int(op.inputs[0])
+            continue
+        same = [int(i) for i in op.inputs
+                if i >= 0 and list(graph.tensors[int(i)].shape) == list(graph.tensors[out].shape)
+                and not _is_constant(model, graph, int(i))]
+        # XNNPACK drops ops whose results nothing reads: a residual ADD's consumers read the
+        # block's output (the input produced last), whose shortcut the block still reads.
+        same.sort(key=lambda t: producer.get(t, -1), reverse=True)
+        replace[out] = same[0] if same else int(op.inputs[0])
+    graph.outputs = np.array([replace.get(int(o), int(o)) for o in graph.outputs],
+                             dtype=np.int32)
+    removed = len(graph.operators) - len(kept)
+    graph.operators = kept
+    return _pack(model), removed
+
+
+def profile(blob, threads, runs, warmup, x):
+    """Returns ``(full ms, {kind: (ops, ms, fraction of full)})`` of one ``.tflite`` model."""
+    variants = {kind: without(blob, kind) for kind in KINDS}
+    present = [k for k in KINDS if variants[k][1]]
+    medians = int8_latency.interleaved_medians(
+        [blob] + [variants[k][0] for k in present], x, threads, runs, warmup)
+    full = medians[0]
+    return full, {k: (variants[k][1], full - ms, (full - ms) / full)
+                  for k, ms in zip(present, medians[1:])}
+
+
+def main(argv=None):
+    """Prints the per-kind time table of fp32, int8 and int8 without folding; returns 0."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--model", default="mobilenet_v3_small")
+    parser.add_argument("--input-size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--calibration", type=int, default=32)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    import kerasnets
+    from kerasnets.bench.local import host_cpu_line
+    from kerasnets.data import preprocessing_mode
+    from kerasnets.export.interpreter import tflite_op_names
+    from kerasnets.models.registry import get_entry
+
+    if args.model not in kerasnets.list_models():
+        parser.error(f"unknown --model {args.model!r}; known: {kerasnets.list_models()}")
+    calibration = int8_latency.calibration_images(
+        args.input_size, args.calibration, preprocessing_mode(get_entry(args.model)))
+    model, _ = int8_latency.build_pair(args.model, args.input_size, calibration[:8])
+    blobs = {}
+    for precision in ("fp32", "int8"):
+        blobs.update({k: v[0] for k, v in
+                      int8_latency.convert_timed(model, precision, calibration).items()})
+    results = {name: profile(blob, args.threads, args.runs, args.warmup, calibration[:1])
+               for name, blob in blobs.items()}
+    print(host_cpu_line())
+    print(f"{args.model} {args.input_size}x{args.input_size}, {args.threads} thread(s), "
+          f"medians of {args.runs} interleaved runs; ms (share of the full model)")
+    names = list(results)
+    print("| kind | " + " | ".join(f"{n}: ops, ms (%)" for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    print("| full model | " + " | ".join(
+        f"{len(tflite_op_names(blobs[n]))}, {results[n][0]:.2f} (100%)" for n in names) + " |")
+    for kind in KINDS:
+        cells = []
+        for n in names:
+            entry = results[n][1].get(kind)
+            cells.append("-" if entry is None else
+                         f"{entry[0]}, {entry[1]:.2f} ({100 * entry[2]:.0f}%)")
+        print(f"| {kind} | " + " | ".join(cells) + " |")
+    rest = []
+    for n in names:
+        full, kinds = results[n]
+        removed = sum(v[1] for v in kinds.values())
+        rest.append(f"-, {full - removed:.2f} ({100 * (full - removed) / full:.0f}%)")
+    print("| rest: conv, stride-2 depthwise, MEAN, RESHAPE | " + " | ".join(rest) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
