@@ -30,6 +30,21 @@ models alike and leaves the Keras model (its float function and its weights) unt
   LiteRT's int8 kernel after XNNPACK's partition (the last op, so the graph stays one
   partition).
 
+Then (``fold_constants=True``, the default) each int8 ``MUL`` by a scalar constant goes where
+the following ops can take its factor into their scales (issue 16: element-wise ops are most of
+int8 MobileNetV3's time outside convolutions, ``benchmarks/int8_profile.py``): the ops that read
+its result read its input instead; a convolution, depthwise convolution or fully-connected
+layer takes the factor into its per-channel weight scales, MEAN, RESHAPE and a MUL of two
+activations into their output scale (passing it on), an ADD of a constant into the constant's
+and the output's scales. The int8 arithmetic of each such op reads only products and ratios of
+scales, so where the MUL kept the int8 values (hard-swish's ``x / 6``, squeeze-and-excite's
+hard-sigmoid ``/ 6``) every result stays the same: hard-swish becomes ``ADD(x, 3)`` (RELU6),
+``MUL``. Where it requantized (the input ``Rescaling``'s ``x / 127.5`` before ``- 1``) its
+rounding goes: the ADD rounds once, within ``floor(s_mul / (2 s_add) + 1)`` int8 steps of the
+unfolded result (``s_mul``, ``s_add``: the MUL's and the ADD's output scales; 1 step for
+MobileNetV3). The ADD stays: the first convolution zero-pads after the rescaling, so its
+offset is no constant a convolution bias can take.
+
 Every int8 model comes back with a record of the forms written (``written_forms``), in the
 TFLite metadata entry ``kerasnets_int8_forms``. The module also reads and writes TFLite metadata
 entries (``add_metadata``, ``read_metadata``).
