@@ -27,7 +27,7 @@ from kerasnets.models.registry import get_entry
 from kerasnets.training import recipes
 from kerasnets.training.checkpoints import check_writable
 from kerasnets.training.distribute import STRATEGIES, build_strategy
-from kerasnets.training.fit import AlreadyComplete, FitResult, fit
+from kerasnets.training.fit import AlreadyComplete, FitResult, check_model_kwargs, fit
 
 log = logging.getLogger("kerasnets.training.fit")
 
@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> FitResult:
     model_kwargs = _key_values(args.model_arg, "--model-arg")
     if args.weights:
         model_kwargs["weights"] = args.weights
+    check_model_kwargs(args.model, model_kwargs)
     image_size = args.input_size or entry.default_size
     if image_size < entry.min_size:
         raise ValueError(f"--input-size must be at least {entry.min_size} for {args.model}; "

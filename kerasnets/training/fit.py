@@ -59,7 +59,10 @@ _THROUGHPUT_WARMUP_STEPS = 1
 
 log = logging.getLogger("kerasnets.training.fit")
 
-__all__ = ["AlreadyComplete", "FitResult", "fit"]
+__all__ = ["AlreadyComplete", "FitResult", "check_model_kwargs", "fit"]
+
+# What fit trains: a registry name, a function that builds a Keras model, or a Keras model.
+ModelSpec = Union[str, Callable[[], "keras.Model"], "keras.Model"]
 
 
 # -- callbacks -----------------------------------------------------------------------------
@@ -154,7 +157,7 @@ def _build_model(model, train, model_kwargs, strategy):
                      f"a Keras model; received {type(model).__name__}")
 
 
-def _check_model_kwargs(model, model_kwargs):
+def check_model_kwargs(model: ModelSpec, model_kwargs: Dict[str, object]) -> None:
     """Raises ``ValueError`` naming the ``model_kwargs`` that the builder of the registry name
     ``model`` does not take, and the ones it takes."""
     if not isinstance(model, str):
@@ -196,9 +199,6 @@ def _save_weights(model, path):
     tmp = path.with_name(f".{path.stem}.tmp.h5")
     model.save_weights(str(tmp))
     os.replace(tmp, path)
-
-
-ModelSpec = Union[str, Callable[[], "keras.Model"], "keras.Model"]
 
 
 def _eval_input(train, eval_data):
@@ -418,7 +418,7 @@ def fit(model: ModelSpec, train: loader.Input,
     _check_options(model, recipe, epochs, save_freq, learning_rate, checkpoint_dir, resume,
                    tensorboard, mixed_precision, qat)
     model_kwargs = dict(model_kwargs or {})
-    _check_model_kwargs(model, model_kwargs)
+    check_model_kwargs(model, model_kwargs)
     chief = is_chief(strategy)
     peak_lr = recipe.learning_rate(train.batch_size) if learning_rate is None else learning_rate
     run_settings = _run_settings(model, model_kwargs, recipe, epochs, train, peak_lr, qat,
