@@ -1,3 +1,4 @@
 """Training: ``fit`` (the one training loop: recipes, checkpoints, resume, throughput),
 ``recipes`` (the papers' optimizers, schedules and weight decay), ``distribute``
-(``tf.distribute`` strategies) and ``checkpoints`` (the run directory's rules)."""
+(``tf.distribute`` strategies), ``checkpoints`` (the run directory's rules) and ``early_exit``
+(the joint loss of multi-exit models)."""
