@@ -72,7 +72,7 @@ def build_model(arch, model_kwargs, classes):
 
 
 def train_joint(model, image_set, mode, epochs, learning_rate, batch_size, seed, qat=False,
-                strategy=None):
+                strategy="default"):
     """Returns the ``kerasnets.training.fit.FitResult`` of joint training on ``image_set``.
 
     ``fit`` with recipe ``finetune`` (Adam, learning rate cosine-decayed from

@@ -90,7 +90,8 @@ def train(model, image_set, mode, epochs, learning_rate, batch_size=64, seed=0):
                           batch_size, augment="cifar", seed=seed,
                           steps_per_epoch=steps_per_epoch)
     with short_run_bn_momentum(model, epochs * steps_per_epoch):
-        return fit(model, inputs, recipe="finetune", epochs=epochs, learning_rate=learning_rate)
+        return fit(model, inputs, recipe="finetune", epochs=epochs, learning_rate=learning_rate,
+                   strategy="default")
 
 
 def keras_predict(model, image_set, mode, batch_size=256):

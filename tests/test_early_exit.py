@@ -483,22 +483,6 @@ def test_cli_evaluates_stages_on_an_image_folder(fp32_export, cifar_dir, capsys)
                         "--thresholds", "0.2", "0.3", "0.4", "--no-progress"]) == 2
 
 
-def test_cli_help_imports_no_tensorflow():
-    """The staged runtime and the policy need NumPy and LiteRT only: --help answers without
-    importing TensorFlow."""
-    code = ("import sys\n"
-            "from kerasnets.cli import early_exit\n"
-            "try:\n"
-            "    early_exit.main(['--help'])\n"
-            "except SystemExit:\n"
-            "    pass\n"
-            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "--thresholds" in done.stdout
-
-
 def test_eval_script_sums_each_images_stage_times_up_to_its_exit():
     from benchmarks import early_exit_eval
 
