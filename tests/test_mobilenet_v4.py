@@ -8,7 +8,6 @@ import tf_keras
 
 import kerasnets
 from kerasnets._keras import layers
-from kerasnets.layers import StochasticDepth
 
 # The paper's architecture tables, typed again here: (block, DW K1, DW K2, expanded, output).
 # Strides do not change parameter counts.
@@ -131,25 +130,6 @@ def test_conv_small_after_the_stem_is_four_convbn_relu_layers(real_images):
     # ReLU after the 1x1 conv: the stride-8 map is non-negative (a linear projection is not).
     probe = tf_keras.Model(model.input, act.output)
     assert probe(real_images / 255.0, training=False).numpy().min() >= 0.0
-
-
-def test_drop_path_is_off_by_default_and_identity_at_inference(real_images):
-    plain = kerasnets.MobileNetV4ConvSmall(input_shape=(32, 32, 3), classes=10)
-    assert not any(isinstance(lyr, StochasticDepth) for lyr in plain.layers)
-    dropped = kerasnets.MobileNetV4ConvSmall(input_shape=(32, 32, 3), classes=10,
-                                             drop_path_rate=0.25)
-    sd = [lyr for lyr in dropped.layers if isinstance(lyr, StochasticDepth)]
-    assert len(sd) == 10  # one per shortcut
-    rates = [lyr.rate for lyr in sd]
-    assert rates == sorted(rates) and 0 < rates[0] and rates[-1] == 0.25
-    for lyr in plain.layers:
-        if lyr.weights:
-            dropped.get_layer(lyr.name).set_weights(lyr.get_weights())
-    x = real_images / 127.5 - 1.0
-    np.testing.assert_allclose(dropped(x, training=False).numpy(),
-                               plain(x, training=False).numpy(), atol=1e-6)
-    assert not np.allclose(dropped(x, training=True).numpy(), plain(x, training=True).numpy(),
-                           atol=1e-4)
 
 
 @pytest.mark.parametrize("kwargs,pattern", [

@@ -1,12 +1,11 @@
-"""Architecture properties of the MobileNet builders that the papers define, and stochastic depth.
-"""
+"""Architecture properties of the MobileNet builders that the papers define (stochastic depth:
+test_stochastic_depth.py)."""
 
 import numpy as np
 import pytest
 
 import kerasnets
 from kerasnets._keras import layers
-from kerasnets.layers import StochasticDepth
 
 V2_V3 = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
 
@@ -50,28 +49,6 @@ def test_inverted_residual_shortcuts_follow_the_paper(name, residuals):
 def test_output_stride_is_32(name, stride_steps):
     model = kerasnets.create_model(name, input_shape=(224, 224, 3), include_top=False)
     assert model.output_shape[1:3] == (224 // 2 ** stride_steps,) * 2
-
-
-@pytest.mark.parametrize("name", V2_V3)
-def test_drop_path_is_off_by_default_and_identity_at_inference(name, real_images):
-    plain = kerasnets.create_model(name, input_shape=(32, 32, 3), classes=10)
-    assert not any(isinstance(lyr, StochasticDepth) for lyr in plain.layers)
-    dropped = kerasnets.create_model(name, input_shape=(32, 32, 3), classes=10,
-                                     drop_path_rate=0.3)
-    sd = [lyr for lyr in dropped.layers if isinstance(lyr, StochasticDepth)]
-    adds = [lyr for lyr in dropped.layers if isinstance(lyr, layers.Add)]
-    # The rate rises linearly from 0 at the first block (timm's rule), so a residual first
-    # block (V3-Large) has none; every other residual branch has one, right before its Add.
-    assert len(adds) - 1 <= len(sd) <= len(adds)
-    assert all(isinstance(nxt, layers.Add) for lyr in sd for nxt in consumers(dropped, lyr))
-    rates = [lyr.rate for lyr in sd]
-    assert rates == sorted(rates) and 0 < rates[-1] <= 0.3
-    assert dropped.count_params() == plain.count_params()
-    dropped.set_weights(plain.get_weights())
-    np.testing.assert_allclose(dropped(real_images, training=False).numpy(),
-                               plain(real_images, training=False).numpy(), atol=1e-6)
-    assert not np.allclose(dropped(real_images, training=True).numpy(),
-                           plain(real_images, training=True).numpy(), atol=1e-4)
 
 
 def test_mobilenet_alias_and_depth_multiplier():

@@ -1,5 +1,6 @@
 """Shared building blocks: conv-BN-activation, depthwise separable, inverted residual with linear
-bottleneck, squeeze-and-excite.
+bottleneck, squeeze-and-excite, the residual addition with stochastic depth, dense layer and
+transition.
 
 Every op is a Keras layer with a deterministic name. Names follow the keras.applications twin of
 each family (a ``BlockNames`` scheme per family), because names are the contract for weight
@@ -60,6 +61,13 @@ class BNConfig:
 
     epsilon: float = 1e-3
     momentum: float = 0.99
+
+
+def mean_std_normalization(x, mean, std, name="normalization"):
+    """Returns ``(x - 255 mean) / (255 std)`` per channel: [0, 255] pixels normalized with a
+    dataset's ``mean`` and ``std`` given in [0, 1] units (a Keras ``Normalization`` layer)."""
+    return layers.Normalization(mean=[255.0 * m for m in mean],
+                                variance=[(255.0 * s) ** 2 for s in std], name=name)(x)
 
 
 def batch_norm(x, name, bn):
@@ -198,10 +206,25 @@ def inverted_residual(x, *, expanded, filters, kernel_size, strides, activation,
     if project_activation is not None:
         x = activation_layer(project_activation, prefix + names.project_act)(x)
     if strides == 1 and in_channels == filters:
-        if drop_path_rate > 0:
-            x = StochasticDepth(drop_path_rate, name=prefix + names.drop_path)(x)
-        x = layers.Add(name=prefix + names.add)([shortcut, x])
+        x = residual_add(shortcut, x, drop_path_rate, prefix + names.drop_path,
+                         prefix + names.add)
     return x
+
+
+def residual_add(shortcut, branch, drop_path_rate, drop_path_name, add_name):
+    """Returns ``Add([shortcut, branch])``, the residual ``branch`` first wrapped in a
+    ``StochasticDepth`` layer (Huang et al. 2016: the branch of a sample dropped with probability
+    ``drop_path_rate`` while training, identity at inference) when the rate is above 0."""
+    if drop_path_rate > 0:
+        branch = StochasticDepth(drop_path_rate, name=drop_path_name)(branch)
+    return layers.Add(name=add_name)([shortcut, branch])
+
+
+def drop_path_rates(drop_path_rate, num_blocks):
+    """Returns the stochastic depth rate of each of ``num_blocks`` blocks: rising linearly from 0
+    at the first block to ``drop_path_rate`` at the last (timm's rule; Huang et al. 2016's
+    "linear decay" of the survival probability)."""
+    return [drop_path_rate * i / max(num_blocks - 1, 1) for i in range(num_blocks)]
 
 
 # DenseNet (Huang et al., 2017, "Densely Connected Convolutional Networks", arXiv:1608.06993).

@@ -30,7 +30,9 @@ rule), where torchvision would resample it to 6x6 with an adaptive average pool.
 import collections
 
 from kerasnets._keras import layers
-from kerasnets.models.convention import check_common_args, model_input, pool_features
+from kerasnets.models.convention import (
+    check_common_args, fully_connected_head, model_input, pool_features,
+)
 from kerasnets.models.registry import register_model
 from kerasnets.models.weights import finish_model
 
@@ -77,25 +79,32 @@ def _alexnet(table, model_name, include_top, weights, input_tensor, input_shape,
             x = layers.MaxPooling2D(3, strides=2, padding=row.pool, name=f"pool{i}")(x)
 
     if include_top:
-        x = layers.Flatten(name="flatten")(x)
-        for fc in ("fc6", "fc7"):
-            # torchvision: Dropout, Linear, ReLU for fc6 and fc7 (the papers' dropout 0.5).
-            if dropout_rate > 0:
-                x = layers.Dropout(dropout_rate, name=fc + "_dropout")(x)
-            x = layers.Dense(FC_UNITS, activation="relu", name=fc)(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        # torchvision: Dropout, Linear, ReLU for fc6 and fc7 (the papers' dropout 0.5).
+        x = fully_connected_head(x, ("fc6", "fc7"), FC_UNITS, dropout_rate, True, classes,
+                                 classifier_activation)
     else:
         x = pool_features(x, pooling)
     return finish_model(inputs, x, model_name, weights, include_top)
 
 
-_ARGS_DOC = """
+def AlexNet(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+            classes=1000, classifier_activation="softmax", dropout_rate=0.5):
+    """Returns an AlexNet ``keras.Model`` in torchvision's single-tower form (Krizhevsky
+    2014; 61,100,840 parameters at 224x224 with 1000 classes; the module docstring describes the
+    two-GPU original of Krizhevsky et al. 2012).
+
+    Input: ``(None, rows, cols, 3)`` float32 images normalized with the ImageNet mean and
+    standard deviation (``(x / 255 - mean) / std``, torchvision's AlexNet recipe). Output:
+    ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the pool5 feature map
+    ``(None, h, w, 256)`` (6x6 at 224x224), or ``(None, 256)`` with ``pooling``.
+
     Args:
       include_top: whether to include the fully connected layers (flatten, fc6, fc7,
         predictions); they need a static input size, and fc6's parameters depend on it.
       weights: None or the path of an ``.h5`` file saved from kerasnets with the same arguments.
       input_tensor: optional Keras tensor to use as the model's input.
-      input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= {min}.
+      input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 63.
       pooling: None, "avg" or "max" when ``include_top=False``.
       classes: number of classes.
       classifier_activation: activation of the classifier output, or None for logits.
@@ -103,28 +112,39 @@ _ARGS_DOC = """
 
     Raises:
       ValueError: an argument is outside what is allowed (the message names it).
-"""
-
-
-def AlexNet(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
-            classes=1000, classifier_activation="softmax", dropout_rate=0.5):
+    """
     return _alexnet(ALEXNET, "alexnet", include_top, weights, input_tensor, input_shape,
                     pooling, classes, classifier_activation, dropout_rate)
 
 
 def ZFNet(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
           classes=1000, classifier_activation="softmax", dropout_rate=0.5):
+    """Returns a ZFNet ``keras.Model`` (Zeiler & Fergus 2014, Figure 3: 7x7 stride-2 first
+    conv; 62,357,608 parameters at 224x224 with 1000 classes).
+
+    Input: ``(None, rows, cols, 3)`` float32 images normalized with the ImageNet mean and
+    standard deviation (``(x / 255 - mean) / std``, torchvision's AlexNet recipe). Output:
+    ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the pool5 feature map
+    ``(None, h, w, 256)`` (6x6 at 224x224), or ``(None, 256)`` with ``pooling``.
+
+    Args:
+      include_top: whether to include the fully connected layers (flatten, fc6, fc7,
+        predictions); they need a static input size, and fc6's parameters depend on it.
+      weights: None or the path of an ``.h5`` file saved from kerasnets with the same arguments.
+      input_tensor: optional Keras tensor to use as the model's input.
+      input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 53.
+      pooling: None, "avg" or "max" when ``include_top=False``.
+      classes: number of classes.
+      classifier_activation: activation of the classifier output, or None for logits.
+      dropout_rate: dropout on the inputs of fc6 and fc7 (the papers' 0.5).
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _alexnet(ZFNET, "zfnet", include_top, weights, input_tensor, input_shape, pooling,
                     classes, classifier_activation, dropout_rate)
 
-
-AlexNet.__doc__ = ("Returns an AlexNet ``keras.Model`` in torchvision's single-tower form "
-                   "(61,100,840 parameters at 224x224 with 1000 classes; see the module "
-                   "docstring for the two-GPU original).\n"
-                   + _ARGS_DOC.format(min=MIN_SIZE["alexnet"]))
-ZFNet.__doc__ = ("Returns a ZFNet ``keras.Model`` (Zeiler & Fergus 2014, Figure 3: 7x7 stride-2 "
-                 "first conv; 62,357,608 parameters at 224x224 with 1000 classes).\n"
-                 + _ARGS_DOC.format(min=MIN_SIZE["zfnet"]))
 
 register_model("alexnet", AlexNet, family="alexnet", default_size=224,
                min_size=MIN_SIZE["alexnet"])

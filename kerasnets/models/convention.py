@@ -165,3 +165,37 @@ def dense_classifier(x, classes, dropout_rate, classifier_activation):
     if dropout_rate > 0:
         x = layers.Dropout(dropout_rate, name="dropout")(x)
     return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+
+
+def conv_classifier(x, classes, dropout_rate, classifier_activation, conv_name,
+                    activation_name):
+    """Returns the MobileNet V1/V3 classifier on a pooled ``(None, 1, 1, C)`` map: dropout (when
+    ``dropout_rate`` > 0), a 1x1 conv to ``classes`` named ``conv_name``, flatten and the
+    classifier activation named ``activation_name``: shape ``(None, classes)``.
+
+    keras.applications reshapes to ``(classes,)``; Flatten is the same on a 1x1 map and, unlike
+    Reshape with a dynamic batch, converts to an op XNNPACK takes (no SHAPE/PACK ops).
+    """
+    if dropout_rate > 0:
+        x = layers.Dropout(dropout_rate, name="dropout")(x)
+    x = layers.Conv2D(classes, 1, padding="same", name=conv_name)(x)
+    x = layers.Flatten(name="flatten")(x)
+    return layers.Activation(classifier_activation, name=activation_name)(x)
+
+
+def fully_connected_head(x, fc_names, units, dropout_rate, dropout_first, classes,
+                         classifier_activation):
+    """Returns the head of VGG and AlexNet on a feature map: flatten, one ReLU dense layer of
+    ``units`` per name in ``fc_names`` (each with a dropout layer ``{name}_dropout`` when
+    ``dropout_rate`` > 0: before the dense layer when ``dropout_first``, as torchvision's
+    AlexNet, after it otherwise, as the VGG paper), then the ``predictions`` dense layer."""
+    x = layers.Flatten(name="flatten")(x)
+    for fc in fc_names:
+        dropout = (layers.Dropout(dropout_rate, name=fc + "_dropout") if dropout_rate > 0
+                   else None)
+        if dropout is not None and dropout_first:
+            x = dropout(x)
+        x = layers.Dense(units, activation="relu", name=fc)(x)
+        if dropout is not None and not dropout_first:
+            x = dropout(x)
+    return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)

@@ -16,7 +16,9 @@ import collections
 import numbers
 
 from kerasnets._keras import layers
-from kerasnets.layers.blocks import BNConfig, activation_layer, batch_norm, dense_block, transition
+from kerasnets.layers.blocks import (
+    BNConfig, activation_layer, batch_norm, dense_block, mean_std_normalization, transition,
+)
 from kerasnets.models.convention import (
     check_common_args, check_positive_int, model_input, pool_features,
 )
@@ -150,9 +152,7 @@ def _densenet(stem, stem_stride, stem_filters, blocks, growth_rate, bottleneck, 
                                     static_when_top=False)
     x = img_input
     if include_preprocessing:
-        x = layers.Normalization(mean=[255.0 * m for m in mean],
-                                 variance=[(255.0 * s) ** 2 for s in std],
-                                 name="normalization")(x)
+        x = mean_std_normalization(x, mean, std)
     x = stem(x, stem_filters, bn)
     for i, num_layers in enumerate(blocks):
         x = dense_block(x, num_layers, growth_rate, bottleneck, f"conv{i + 2}", bn, dropout_rate)
@@ -173,7 +173,15 @@ def DenseNet(blocks, growth_rate=IMAGENET_GROWTH_RATE, bottleneck=True,
              input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
              dropout_rate=0.0, include_preprocessing=False):
     """Returns an ImageNet-style DenseNet ``keras.Model`` with the dense blocks of ``blocks``
-    (keras.applications.densenet.DenseNet's convention, plus the paper's k, B and C).
+    (Huang et al. 2017, Table 1; keras.applications.densenet.DenseNet's convention, plus the
+    paper's k, B and C).
+
+    Input: ``(None, rows, cols, 3)`` float32 images preprocessed as
+    ``keras.applications.densenet.preprocess_input`` does ("torch": ``(x / 255 - mean) / std``
+    with the ImageNet mean and std), or [0, 255] pixels with ``include_preprocessing=True``.
+    Output: ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the last dense block's feature
+    map ``(None, h, w, channels)``, or ``(None, channels)`` with ``pooling``.
 
     Args:
       blocks: dense layers per dense block, e.g. ``[6, 12, 24, 16]`` (DenseNet-121); a
@@ -197,6 +205,9 @@ def DenseNet(blocks, growth_rate=IMAGENET_GROWTH_RATE, bottleneck=True,
       include_preprocessing: normalize [0, 255] inputs inside the model as
         ``densenet.preprocess_input`` does; False (as keras.applications) expects inputs
         already preprocessed.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
     """
     blocks = _check_blocks(blocks)
     name = "densenet"
@@ -224,17 +235,38 @@ def _imagenet_densenet(blocks, growth_rate, bottleneck, compression, name, inclu
                      classes, classifier_activation, dropout_rate, include_preprocessing)
 
 
-_TABLE_ARGS_DOC = """
-    Args:
-      include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation,
-      dropout_rate, include_preprocessing: as ``DenseNet``. ``weights`` may be the path of the
-        official keras.applications ImageNet file (full or no-top).
-"""
-
-
 def DenseNet121(include_top=True, weights=None, input_tensor=None, input_shape=None,
                 pooling=None, classes=1000, classifier_activation="softmax", dropout_rate=0.0,
                 include_preprocessing=False):
+    """Returns a DenseNet-121 ``keras.Model`` (Huang et al. 2017, Table 1: dense blocks of
+    6, 12, 24, 16 layers, k = 32, theta = 0.5, bottleneck layers;
+    keras.applications.DenseNet121's convention and layer names).
+
+    Input: ``(None, rows, cols, 3)`` float32 images preprocessed as
+    ``keras.applications.densenet.preprocess_input`` does ("torch": ``(x / 255 - mean) / std``
+    with the ImageNet mean and std), or [0, 255] pixels with ``include_preprocessing=True``.
+    Output: ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the stride-32 feature map
+    ``(None, h, w, channels)``, or ``(None, channels)`` with ``pooling``.
+
+    Args:
+      include_top: whether to include the classifier (global average pool, dense).
+      weights: None or the path of an ``.h5`` file saved from kerasnets or
+        keras.applications.DenseNet121 with the same arguments (e.g. the official
+        ImageNet file, full or no-top).
+      input_tensor: optional Keras tensor to use as the model's input.
+      input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
+      pooling: None, "avg" or "max" when ``include_top=False``.
+      classes: number of classes.
+      classifier_activation: activation of the classifier output, or None for logits.
+      dropout_rate: dropout after each conv of the dense and transition layers; 0 (default, as
+        keras.applications) for none.
+      include_preprocessing: normalize [0, 255] inputs inside the model as
+        ``densenet.preprocess_input`` does.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _imagenet_densenet(IMAGENET_BLOCKS[121], IMAGENET_GROWTH_RATE, True,
                               IMAGENET_COMPRESSION, "densenet121", include_top, weights,
                               input_tensor, input_shape, pooling, classes, classifier_activation,
@@ -244,6 +276,35 @@ def DenseNet121(include_top=True, weights=None, input_tensor=None, input_shape=N
 def DenseNet169(include_top=True, weights=None, input_tensor=None, input_shape=None,
                 pooling=None, classes=1000, classifier_activation="softmax", dropout_rate=0.0,
                 include_preprocessing=False):
+    """Returns a DenseNet-169 ``keras.Model`` (Huang et al. 2017, Table 1: dense blocks of
+    6, 12, 32, 32 layers, k = 32, theta = 0.5, bottleneck layers;
+    keras.applications.DenseNet169's convention and layer names).
+
+    Input: ``(None, rows, cols, 3)`` float32 images preprocessed as
+    ``keras.applications.densenet.preprocess_input`` does ("torch": ``(x / 255 - mean) / std``
+    with the ImageNet mean and std), or [0, 255] pixels with ``include_preprocessing=True``.
+    Output: ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the stride-32 feature map
+    ``(None, h, w, channels)``, or ``(None, channels)`` with ``pooling``.
+
+    Args:
+      include_top: whether to include the classifier (global average pool, dense).
+      weights: None or the path of an ``.h5`` file saved from kerasnets or
+        keras.applications.DenseNet169 with the same arguments (e.g. the official
+        ImageNet file, full or no-top).
+      input_tensor: optional Keras tensor to use as the model's input.
+      input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
+      pooling: None, "avg" or "max" when ``include_top=False``.
+      classes: number of classes.
+      classifier_activation: activation of the classifier output, or None for logits.
+      dropout_rate: dropout after each conv of the dense and transition layers; 0 (default, as
+        keras.applications) for none.
+      include_preprocessing: normalize [0, 255] inputs inside the model as
+        ``densenet.preprocess_input`` does.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _imagenet_densenet(IMAGENET_BLOCKS[169], IMAGENET_GROWTH_RATE, True,
                               IMAGENET_COMPRESSION, "densenet169", include_top, weights,
                               input_tensor, input_shape, pooling, classes, classifier_activation,
@@ -253,6 +314,35 @@ def DenseNet169(include_top=True, weights=None, input_tensor=None, input_shape=N
 def DenseNet201(include_top=True, weights=None, input_tensor=None, input_shape=None,
                 pooling=None, classes=1000, classifier_activation="softmax", dropout_rate=0.0,
                 include_preprocessing=False):
+    """Returns a DenseNet-201 ``keras.Model`` (Huang et al. 2017, Table 1: dense blocks of
+    6, 12, 48, 32 layers, k = 32, theta = 0.5, bottleneck layers;
+    keras.applications.DenseNet201's convention and layer names).
+
+    Input: ``(None, rows, cols, 3)`` float32 images preprocessed as
+    ``keras.applications.densenet.preprocess_input`` does ("torch": ``(x / 255 - mean) / std``
+    with the ImageNet mean and std), or [0, 255] pixels with ``include_preprocessing=True``.
+    Output: ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the stride-32 feature map
+    ``(None, h, w, channels)``, or ``(None, channels)`` with ``pooling``.
+
+    Args:
+      include_top: whether to include the classifier (global average pool, dense).
+      weights: None or the path of an ``.h5`` file saved from kerasnets or
+        keras.applications.DenseNet201 with the same arguments (e.g. the official
+        ImageNet file, full or no-top).
+      input_tensor: optional Keras tensor to use as the model's input.
+      input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
+      pooling: None, "avg" or "max" when ``include_top=False``.
+      classes: number of classes.
+      classifier_activation: activation of the classifier output, or None for logits.
+      dropout_rate: dropout after each conv of the dense and transition layers; 0 (default, as
+        keras.applications) for none.
+      include_preprocessing: normalize [0, 255] inputs inside the model as
+        ``densenet.preprocess_input`` does.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _imagenet_densenet(IMAGENET_BLOCKS[201], IMAGENET_GROWTH_RATE, True,
                               IMAGENET_COMPRESSION, "densenet201", include_top, weights,
                               input_tensor, input_shape, pooling, classes, classifier_activation,
@@ -262,19 +352,39 @@ def DenseNet201(include_top=True, weights=None, input_tensor=None, input_shape=N
 def DenseNet264(include_top=True, weights=None, input_tensor=None, input_shape=None,
                 pooling=None, classes=1000, classifier_activation="softmax", dropout_rate=0.0,
                 include_preprocessing=False):
+    """Returns a DenseNet-264 ``keras.Model`` (Huang et al. 2017, Table 1: dense blocks of
+    6, 12, 64, 48 layers, k = 32, theta = 0.5, bottleneck layers;
+    keras.applications.densenet.DenseNet([6, 12, 64, 48])'s layer names).
+
+    Input: ``(None, rows, cols, 3)`` float32 images preprocessed as
+    ``keras.applications.densenet.preprocess_input`` does ("torch": ``(x / 255 - mean) / std``
+    with the ImageNet mean and std), or [0, 255] pixels with ``include_preprocessing=True``.
+    Output: ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the stride-32 feature map
+    ``(None, h, w, channels)``, or ``(None, channels)`` with ``pooling``.
+
+    Args:
+      include_top: whether to include the classifier (global average pool, dense).
+      weights: None or the path of an ``.h5`` file saved from kerasnets or
+        keras.applications.densenet.DenseNet([6, 12, 64, 48]) with the same
+        arguments.
+      input_tensor: optional Keras tensor to use as the model's input.
+      input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
+      pooling: None, "avg" or "max" when ``include_top=False``.
+      classes: number of classes.
+      classifier_activation: activation of the classifier output, or None for logits.
+      dropout_rate: dropout after each conv of the dense and transition layers; 0 (default, as
+        keras.applications) for none.
+      include_preprocessing: normalize [0, 255] inputs inside the model as
+        ``densenet.preprocess_input`` does.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _imagenet_densenet(IMAGENET_BLOCKS[264], IMAGENET_GROWTH_RATE, True,
                               IMAGENET_COMPRESSION, "densenet264", include_top, weights,
                               input_tensor, input_shape, pooling, classes, classifier_activation,
                               dropout_rate, include_preprocessing)
-
-
-for _depth, _builder in ((121, DenseNet121), (169, DenseNet169), (201, DenseNet201),
-                         (264, DenseNet264)):
-    _builder.__doc__ = (
-        f"Returns a DenseNet-{_depth} ``keras.Model`` (paper Table 1: blocks "
-        f"{list(IMAGENET_BLOCKS[_depth])}, k = 32, theta = 0.5; keras.applications' convention "
-        "and layer names).\n" + _TABLE_ARGS_DOC
-    )
 
 
 def DenseNetCifar(depth=100, growth_rate=12, bottleneck=True, compression=0.5, include_top=True,
@@ -286,6 +396,12 @@ def DenseNetCifar(depth=100, growth_rate=12, bottleneck=True, compression=0.5, i
     initial pooling, three dense blocks of ``(depth - 4) / 6`` bottleneck layers or
     ``(depth - 4) / 3`` plain layers, transitions (BN-ReLU-1x1 conv-2x2 average pool) between
     them, and BN-ReLU-global average pool-dense.
+
+    Input: ``(None, rows, cols, 3)`` float32 images normalized with the CIFAR-10 mean and std
+    (``(x / 255 - CIFAR10_MEAN) / CIFAR10_STD``), or [0, 255] pixels with
+    ``include_preprocessing=True``. Output: ``(None, classes)`` class probabilities (softmax;
+    logits with ``classifier_activation=None``); with ``include_top=False`` the stride-4 feature
+    map ``(None, h, w, channels)``, or ``(None, channels)`` with ``pooling``.
 
     Args:
       depth: L, the number of convs plus the classifier: 6n + 4 with bottleneck, else 3n + 4.
@@ -304,6 +420,9 @@ def DenseNetCifar(depth=100, growth_rate=12, bottleneck=True, compression=0.5, i
         without data augmentation); 0 for none.
       include_preprocessing: normalize [0, 255] inputs inside the model with the CIFAR-10
         per-channel mean and standard deviation (``CIFAR10_MEAN``, ``CIFAR10_STD``).
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
     """
     check_common_args(weights, include_top, pooling, classes, classifier_activation, dropout_rate)
     bottleneck = _check_bool("bottleneck", bottleneck)

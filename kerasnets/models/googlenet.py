@@ -111,6 +111,12 @@ def GoogLeNet(input_shape=None, include_top=True, weights=None, input_tensor=Non
     """Returns a GoogLeNet (Inception v1) ``keras.Model`` (paper Table 1), with outputs
     ``[main, aux1, aux2]`` when ``aux_logits`` is True.
 
+    Input: ``(None, rows, cols, 3)`` float32 images preprocessed "caffe"-style (RGB to BGR, minus
+    the ImageNet BGR mean, no scaling, as the Caffe reference model). Output: ``(None, classes)``
+    class probabilities (softmax; logits with ``classifier_activation=None``), each auxiliary
+    output the same; with ``include_top=False`` the stride-32 feature map ``(None, h, w, 1024)``,
+    or ``(None, 1024)`` with ``pooling``.
+
     Args:
       input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32
         (>= 65 with ``aux_logits``, which also needs static rows/cols).
@@ -125,6 +131,9 @@ def GoogLeNet(input_shape=None, include_top=True, weights=None, input_tensor=Non
         follows the paper.
       aux_logits: add the two auxiliary classifiers of section 5 (after inception 4a and 4d),
         for training; needs ``include_top=True``.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
     """
     check_common_args(weights, include_top, pooling, classes, classifier_activation, dropout_rate)
     for arg, value in (("batch_norm", batch_norm), ("aux_logits", aux_logits)):

@@ -7,7 +7,8 @@ Layer names and head are those of keras.applications.MobileNet, so its weight fi
 from kerasnets._keras import layers
 from kerasnets.layers.blocks import BNConfig, conv_bn_act, depthwise_separable
 from kerasnets.models.convention import (
-    check_common_args, check_positive_int, check_positive_number, model_input, pool_features,
+    check_common_args, check_positive_int, check_positive_number, conv_classifier, model_input,
+    pool_features,
 )
 from kerasnets.models.registry import register_model
 from kerasnets.models.weights import finish_model
@@ -38,7 +39,13 @@ BN = BNConfig(epsilon=1e-3, momentum=0.99)
 def MobileNetV1(input_shape=None, alpha=1.0, depth_multiplier=1, include_top=True, weights=None,
                 input_tensor=None, pooling=None, classes=1000, dropout_rate=1e-3,
                 classifier_activation="softmax"):
-    """Returns a MobileNetV1 ``keras.Model`` (keras.applications.MobileNet's convention).
+    """Returns a MobileNetV1 ``keras.Model`` (Howard et al. 2017, Table 1;
+    keras.applications.MobileNet's convention and layer names).
+
+    Input: ``(None, rows, cols, 3)`` float32 images in [-1, 1] (``x / 127.5 - 1``,
+    keras.applications' "tf" preprocessing). Output: ``(None, classes)`` class probabilities
+    (softmax; logits with ``classifier_activation=None``); with ``include_top=False`` the
+    stride-32 feature map ``(None, h, w, channels)``, or ``(None, channels)`` with ``pooling``.
 
     Args:
       input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
@@ -52,6 +59,9 @@ def MobileNetV1(input_shape=None, alpha=1.0, depth_multiplier=1, include_top=Tru
       classes: number of classes of the classifier.
       dropout_rate: dropout before the classifier (keras.applications' ``dropout``).
       classifier_activation: activation of the classifier output, or None for logits.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
     """
     check_common_args(weights, include_top, pooling, classes, classifier_activation, dropout_rate)
     alpha = check_positive_number("alpha", alpha)
@@ -71,12 +81,8 @@ def MobileNetV1(input_shape=None, alpha=1.0, depth_multiplier=1, include_top=Tru
 
     if include_top:
         x = layers.GlobalAveragePooling2D(keepdims=True, name="global_average_pooling2d")(x)
-        x = layers.Dropout(dropout_rate, name="dropout")(x)
-        x = layers.Conv2D(classes, 1, padding="same", name="conv_preds")(x)
-        # keras.applications reshapes to (classes,); Flatten is the same on a 1x1 map and, unlike
-        # Reshape with a dynamic batch, converts to an op XNNPACK takes (no SHAPE/PACK ops).
-        x = layers.Flatten(name="flatten")(x)
-        x = layers.Activation(classifier_activation, name="predictions")(x)
+        x = conv_classifier(x, classes, dropout_rate, classifier_activation, "conv_preds",
+                            "predictions")
     else:
         x = pool_features(x, pooling)
     rows = img_input.shape[1]

@@ -5,7 +5,9 @@ Layer names are those of keras.applications.MobileNetV2, so its weight files loa
 """
 
 from kerasnets._keras import layers
-from kerasnets.layers.blocks import BNConfig, V2_NAMES, conv_bn_act, inverted_residual, make_divisible
+from kerasnets.layers.blocks import (
+    BNConfig, V2_NAMES, conv_bn_act, drop_path_rates, inverted_residual, make_divisible,
+)
 from kerasnets.models.convention import (
     check_common_args, check_positive_number, check_rate, dense_classifier, model_input,
     pool_features,
@@ -31,7 +33,13 @@ BN = BNConfig(epsilon=1e-3, momentum=0.999)
 def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights=None, input_tensor=None,
                 pooling=None, classes=1000, dropout_rate=0.0, classifier_activation="softmax",
                 drop_path_rate=0.0, linear_bottleneck=True):
-    """Returns a MobileNetV2 ``keras.Model`` (keras.applications.MobileNetV2's convention).
+    """Returns a MobileNetV2 ``keras.Model`` (Sandler et al. 2018, Table 2;
+    keras.applications.MobileNetV2's convention and layer names).
+
+    Input: ``(None, rows, cols, 3)`` float32 images in [-1, 1] (``x / 127.5 - 1``,
+    keras.applications' "tf" preprocessing). Output: ``(None, classes)`` class probabilities
+    (softmax; logits with ``classifier_activation=None``); with ``include_top=False`` the
+    stride-32 feature map ``(None, h, w, channels)``, or ``(None, channels)`` with ``pooling``.
 
     Args:
       input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
@@ -65,7 +73,7 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights=None, inp
 
     x = conv_bn_act(img_input, make_divisible(STEM_FILTERS * alpha), 3, 2, "relu6",
                     ("Conv1", "bn_Conv1", "Conv1_relu"), BN)
-    total = sum(n for _, _, n, _ in BOTTLENECKS)
+    rates = drop_path_rates(drop_path_rate, sum(n for _, _, n, _ in BOTTLENECKS))
     block_id = 0
     for expansion, channels, repeats, first_stride in BOTTLENECKS:
         filters = make_divisible(int(channels * alpha))
@@ -78,7 +86,7 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights=None, inp
                 activation="relu6", squeeze_filters=None,
                 prefix="expanded_conv_" if block_id == 0 else f"block_{block_id}_",
                 names=V2_NAMES, bn=BN,
-                drop_path_rate=drop_path_rate * block_id / (total - 1),
+                drop_path_rate=rates[block_id],
                 project_activation=None if linear_bottleneck else "relu6",
             )
             block_id += 1

@@ -11,10 +11,12 @@ import collections
 
 from kerasnets._keras import layers
 from kerasnets.layers.blocks import (
-    BNConfig, V3_NAMES, activation_layer, conv_bn_act, inverted_residual, make_divisible,
+    BNConfig, V3_NAMES, activation_layer, conv_bn_act, drop_path_rates, inverted_residual,
+    make_divisible,
 )
 from kerasnets.models.convention import (
-    check_common_args, check_positive_number, check_rate, model_input, pool_features,
+    check_common_args, check_positive_number, check_rate, conv_classifier, model_input,
+    pool_features,
 )
 from kerasnets.models.registry import register_model
 from kerasnets.models.weights import finish_model
@@ -101,6 +103,7 @@ def _mobilenet_v3(table, last_point, model_type, input_shape, alpha, minimalisti
                     BN)
 
     in_paper = STEM_FILTERS
+    rates = drop_path_rates(drop_path_rate, len(table))
     for block_id, row in enumerate(table):
         in_channels = x.shape[-1]
         # The expansion is the paper's ratio exp/in applied to the (alpha-scaled) input, the way
@@ -117,7 +120,7 @@ def _mobilenet_v3(table, last_point, model_type, input_shape, alpha, minimalisti
                              if row.se and se and not minimalistic else None),
             prefix="expanded_conv/" if block_id == 0 else f"expanded_conv_{block_id}/",
             names=V3_NAMES, bn=BN,
-            drop_path_rate=drop_path_rate * block_id / (len(table) - 1),
+            drop_path_rate=rates[block_id],
         )
         in_paper = row.out
 
@@ -130,17 +133,25 @@ def _mobilenet_v3(table, last_point, model_type, input_shape, alpha, minimalisti
         x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
         x = layers.Conv2D(last_point, 1, padding="same", use_bias=True, name="Conv_2")(x)
         x = activation_layer(nl(HS), "Conv_2/activation")(x)
-        if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name="dropout")(x)
-        x = layers.Conv2D(classes, 1, padding="same", name="Logits")(x)
-        x = layers.Flatten(name="flatten")(x)
-        x = layers.Activation(classifier_activation, name="Predictions")(x)
+        x = conv_classifier(x, classes, dropout_rate, classifier_activation, "Logits",
+                            "Predictions")
     else:
         x = pool_features(x, pooling)
     return finish_model(inputs, x, "MobilenetV3" + model_type, weights, include_top)
 
 
-_ARGS_DOC = """
+def MobileNetV3Large(input_shape=None, alpha=1.0, minimalistic=False, include_top=True,
+                     weights=None, input_tensor=None, classes=1000, pooling=None,
+                     dropout_rate=0.2, classifier_activation="softmax",
+                     include_preprocessing=True, drop_path_rate=0.0, activation=HS, se=True):
+    """Returns a MobileNetV3-Large ``keras.Model`` (Howard et al. 2019, Table 1;
+    keras.applications.MobileNetV3Large's convention and layer names).
+
+    Input: ``(None, rows, cols, 3)`` float32 images in [0, 255] (in [-1, 1] with
+    ``include_preprocessing=False``). Output: ``(None, classes)`` class probabilities (softmax;
+    logits with ``classifier_activation=None``); with ``include_top=False`` the stride-32
+    feature map ``(None, h, w, channels)``, or ``(None, channels)`` with ``pooling``.
+
     Args:
       input_shape: ``(rows, cols, channels)``; default ``(None, None, 3)``; rows/cols >= 32.
       alpha: width multiplier (> 0) of the bottleneck channels (the stem and, for alpha <= 1,
@@ -148,7 +159,7 @@ _ARGS_DOC = """
       minimalistic: the variant without SE, hard-swish and 5x5 kernels.
       include_top: whether to include the classifier head.
       weights: None or the path of an ``.h5`` file saved from kerasnets or
-        keras.applications.MobileNetV3* with the same arguments.
+        keras.applications.MobileNetV3Large with the same arguments.
       input_tensor: optional Keras tensor to use as the model's input.
       classes: number of classes.
       pooling: None, "avg" or "max" when ``include_top=False``.
@@ -164,13 +175,7 @@ _ARGS_DOC = """
 
     Raises:
       ValueError: an argument is outside what is allowed (the message names it).
-"""
-
-
-def MobileNetV3Large(input_shape=None, alpha=1.0, minimalistic=False, include_top=True,
-                     weights=None, input_tensor=None, classes=1000, pooling=None,
-                     dropout_rate=0.2, classifier_activation="softmax",
-                     include_preprocessing=True, drop_path_rate=0.0, activation=HS, se=True):
+    """
     return _mobilenet_v3(LARGE, LARGE_LAST_POINT, "large", input_shape, alpha, minimalistic,
                          include_top, weights, input_tensor, classes, pooling, dropout_rate,
                          classifier_activation, include_preprocessing, drop_path_rate,
@@ -181,16 +186,43 @@ def MobileNetV3Small(input_shape=None, alpha=1.0, minimalistic=False, include_to
                      weights=None, input_tensor=None, classes=1000, pooling=None,
                      dropout_rate=0.2, classifier_activation="softmax",
                      include_preprocessing=True, drop_path_rate=0.0, activation=HS, se=True):
+    """Returns a MobileNetV3-Small ``keras.Model`` (Howard et al. 2019, Table 2;
+    keras.applications.MobileNetV3Small's convention and layer names).
+
+    Input: ``(None, rows, cols, 3)`` float32 images in [0, 255] (in [-1, 1] with
+    ``include_preprocessing=False``). Output: ``(None, classes)`` class probabilities (softmax;
+    logits with ``classifier_activation=None``); with ``include_top=False`` the stride-32
+    feature map ``(None, h, w, channels)``, or ``(None, channels)`` with ``pooling``.
+
+    Args:
+      input_shape: ``(rows, cols, channels)``; default ``(None, None, 3)``; rows/cols >= 32.
+      alpha: width multiplier (> 0) of the bottleneck channels (the stem and, for alpha <= 1,
+        the head keep the paper's widths, as keras.applications).
+      minimalistic: the variant without SE, hard-swish and 5x5 kernels.
+      include_top: whether to include the classifier head.
+      weights: None or the path of an ``.h5`` file saved from kerasnets or
+        keras.applications.MobileNetV3Small with the same arguments.
+      input_tensor: optional Keras tensor to use as the model's input.
+      classes: number of classes.
+      pooling: None, "avg" or "max" when ``include_top=False``.
+      dropout_rate: dropout before the last 1x1 conv of the head.
+      classifier_activation: activation of the classifier output, or None for logits.
+      include_preprocessing: rescale inputs from [0, 255] to [-1, 1] inside the model.
+      drop_path_rate: stochastic depth rate of the last residual block, rising linearly from 0;
+        identity at inference. 0 disables it.
+      activation: "hard_swish" (the paper's) or "relu": the ablation with ReLU wherever the
+        paper's NL column (and its stem and head) use hard-swish (paper Table 5 compares them).
+      se: True (the paper's) or False: the ablation without squeeze-and-excite in the blocks
+        whose SE column is checked (the SE convs' parameters go away).
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _mobilenet_v3(SMALL, SMALL_LAST_POINT, "small", input_shape, alpha, minimalistic,
                          include_top, weights, input_tensor, classes, pooling, dropout_rate,
                          classifier_activation, include_preprocessing, drop_path_rate,
                          activation, se)
 
-
-MobileNetV3Large.__doc__ = ("Returns a MobileNetV3-Large ``keras.Model`` (paper Table 1; "
-                            "keras.applications.MobileNetV3Large's convention).\n" + _ARGS_DOC)
-MobileNetV3Small.__doc__ = ("Returns a MobileNetV3-Small ``keras.Model`` (paper Table 2; "
-                            "keras.applications.MobileNetV3Small's convention).\n" + _ARGS_DOC)
 
 register_model("mobilenet_v3_large", MobileNetV3Large, family="mobilenet_v3", default_size=224,
                min_size=32, keras_twin="MobileNetV3Large")

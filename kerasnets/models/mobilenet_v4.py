@@ -17,11 +17,12 @@ and ReLU), dropout and the fully connected classifier.
 import collections
 
 from kerasnets._keras import layers
-from kerasnets.layers.blocks import BNConfig, activation_layer, batch_norm, conv_bn_act
+from kerasnets.layers.blocks import (
+    BNConfig, activation_layer, batch_norm, conv_bn_act, drop_path_rates, residual_add,
+)
 from kerasnets.models.convention import (
     check_common_args, check_rate, dense_classifier, model_input, pool_features,
 )
-from kerasnets.layers import StochasticDepth
 from kerasnets.models.registry import register_model
 from kerasnets.models.weights import finish_model
 
@@ -126,9 +127,7 @@ def mnv4_block(x, row, prefix, drop_path_rate):
     x = conv_bn_act(x, row.out, 1, 1, None, (prefix + "_project", prefix + "_project_bn", None),
                     BN)
     if row.stride == 1 and in_channels == row.out:
-        if drop_path_rate > 0:
-            x = StochasticDepth(drop_path_rate, name=prefix + "_drop_path")(x)
-        x = layers.Add(name=prefix + "_add")([shortcut, x])
+        x = residual_add(shortcut, x, drop_path_rate, prefix + "_drop_path", prefix + "_add")
     return x
 
 
@@ -141,16 +140,15 @@ def _mobilenet_v4(table, model_name, input_shape, include_top, weights, input_te
                                     include_top=include_top, static_when_top=False)
 
     x = img_input
-    blocks = [row for row in table if row.block != CONV]
-    block_id = 0
+    # Stochastic depth's linear rule runs over the fused IB and UIB blocks, not the plain convs.
+    rates = iter(drop_path_rates(drop_path_rate, sum(row.block != CONV for row in table)))
     for i, row in enumerate(table):
         prefix = f"block{i}"
         if row.block == CONV:
             x = conv_bn_act(x, row.out, row.k1, row.stride, "relu",
                             (prefix + "_conv", prefix + "_bn", prefix + "_relu"), BN)
         else:
-            x = mnv4_block(x, row, prefix, drop_path_rate * block_id / (len(blocks) - 1))
-            block_id += 1
+            x = mnv4_block(x, row, prefix, next(rates))
 
     if include_top:
         x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
@@ -163,7 +161,17 @@ def _mobilenet_v4(table, model_name, input_shape, include_top, weights, input_te
     return finish_model(inputs, x, model_name, weights, include_top)
 
 
-_ARGS_DOC = """
+def MobileNetV4ConvSmall(input_shape=None, include_top=True, weights=None, input_tensor=None,
+                         pooling=None, classes=1000, classifier_activation="softmax",
+                         dropout_rate=0.2, drop_path_rate=0.0):
+    """Returns a MobileNetV4-Conv-S ``keras.Model`` (Qin et al. 2024, Table 10).
+
+    Input: ``(None, rows, cols, 3)`` float32 images normalized with the ImageNet mean and
+    standard deviation (``(x / 255 - mean) / std``, as TF Model Garden trains it). Output:
+    ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the stride-32 feature map
+    ``(None, h, w, 960)``, or ``(None, 960)`` with ``pooling``.
+
     Args:
       input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
       include_top: whether to include the head (1x1 conv 960 is part of the backbone; global
@@ -176,12 +184,10 @@ _ARGS_DOC = """
       dropout_rate: dropout before the classifier.
       drop_path_rate: stochastic depth rate of the last block, rising linearly from 0 at the
         first; identity at inference. 0 disables it.
-"""
 
-
-def MobileNetV4ConvSmall(input_shape=None, include_top=True, weights=None, input_tensor=None,
-                         pooling=None, classes=1000, classifier_activation="softmax",
-                         dropout_rate=0.2, drop_path_rate=0.0):
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _mobilenet_v4(CONV_SMALL, "mobilenetv4_conv_small", input_shape, include_top, weights,
                          input_tensor, pooling, classes, classifier_activation, dropout_rate,
                          drop_path_rate)
@@ -190,15 +196,35 @@ def MobileNetV4ConvSmall(input_shape=None, include_top=True, weights=None, input
 def MobileNetV4ConvMedium(input_shape=None, include_top=True, weights=None, input_tensor=None,
                           pooling=None, classes=1000, classifier_activation="softmax",
                           dropout_rate=0.2, drop_path_rate=0.0):
+    """Returns a MobileNetV4-Conv-M ``keras.Model`` (Qin et al. 2024, Table 11; the
+    paper evaluates it at 256x256).
+
+    Input: ``(None, rows, cols, 3)`` float32 images normalized with the ImageNet mean and
+    standard deviation (``(x / 255 - mean) / std``, as TF Model Garden trains it). Output:
+    ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the stride-32 feature map
+    ``(None, h, w, 960)``, or ``(None, 960)`` with ``pooling``.
+
+    Args:
+      input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
+      include_top: whether to include the head (1x1 conv 960 is part of the backbone; global
+        pool, 1x1 conv 1280, dropout, dense).
+      weights: None or the path of an ``.h5`` file saved from kerasnets with the same arguments.
+      input_tensor: optional Keras tensor to use as the model's input.
+      pooling: None, "avg" or "max" when ``include_top=False``.
+      classes: number of classes.
+      classifier_activation: activation of the classifier output, or None for logits.
+      dropout_rate: dropout before the classifier.
+      drop_path_rate: stochastic depth rate of the last block, rising linearly from 0 at the
+        first; identity at inference. 0 disables it.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _mobilenet_v4(CONV_MEDIUM, "mobilenetv4_conv_medium", input_shape, include_top,
                          weights, input_tensor, pooling, classes, classifier_activation,
                          dropout_rate, drop_path_rate)
 
-
-MobileNetV4ConvSmall.__doc__ = (
-    "Returns a MobileNetV4-Conv-S ``keras.Model`` (paper Table 10).\n" + _ARGS_DOC)
-MobileNetV4ConvMedium.__doc__ = (
-    "Returns a MobileNetV4-Conv-M ``keras.Model`` (paper Table 11).\n" + _ARGS_DOC)
 
 register_model("mobilenet_v4_conv_small", MobileNetV4ConvSmall, family="mobilenet_v4",
                default_size=224, min_size=32)

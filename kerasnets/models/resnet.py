@@ -18,11 +18,12 @@ follow the reference weights of each:
 import collections
 
 from kerasnets._keras import layers
-from kerasnets.layers.blocks import BNConfig, activation_layer, batch_norm
+from kerasnets.layers.blocks import (
+    BNConfig, activation_layer, batch_norm, drop_path_rates, residual_add,
+)
 from kerasnets.models.convention import (
     check_common_args, check_rate, dense_classifier, model_input, pool_features,
 )
-from kerasnets.layers import StochasticDepth
 from kerasnets.models.registry import register_model
 from kerasnets.models.weights import finish_model
 
@@ -96,9 +97,7 @@ def bottleneck(x, width, out, stride, design, name, drop_path_rate):
     x = layers.Conv2D(out, 1, use_bias=design.use_bias, name=name + "_3_conv")(x)
     x = batch_norm(x, name + "_3_bn", BN)
 
-    if drop_path_rate > 0:
-        x = StochasticDepth(drop_path_rate, name=name + "_drop_path")(x)
-    x = layers.Add(name=name + "_add")([shortcut, x])
+    x = residual_add(shortcut, x, drop_path_rate, name + "_drop_path", name + "_add")
     return activation_layer("relu", name + "_out")(x)
 
 
@@ -118,14 +117,11 @@ def _resnet(table, design, model_name, input_shape, include_top, weights, input_
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
-    total = sum(stage.blocks for stage in table)
-    block_id = 0
+    rates = iter(drop_path_rates(drop_path_rate, sum(stage.blocks for stage in table)))
     for stage in table:
         for i in range(stage.blocks):
             x = bottleneck(x, stage.width, stage.out, stage.stride if i == 0 else 1, design,
-                           f"{stage.name}_block{i + 1}",
-                           drop_path_rate * block_id / (total - 1))
-            block_id += 1
+                           f"{stage.name}_block{i + 1}", next(rates))
 
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -135,12 +131,23 @@ def _resnet(table, design, model_name, input_shape, include_top, weights, input_
     return finish_model(inputs, x, model_name, weights, include_top)
 
 
-_ARGS_DOC = """
+def ResNet50(input_shape=None, include_top=True, weights=None, input_tensor=None, pooling=None,
+             classes=1000, classifier_activation="softmax", dropout_rate=0.0,
+             drop_path_rate=0.0):
+    """Returns a ResNet-50 ``keras.Model`` (He et al. 2016, Table 1, 50-layer column;
+    keras.applications.ResNet50's layers and convention).
+
+    Input: ``(None, rows, cols, 3)`` float32 images preprocessed as
+    ``keras.applications.resnet.preprocess_input`` does ("caffe": RGB to BGR, minus the ImageNet
+    BGR mean, no scaling). Output: ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the stride-32 feature map
+    ``(None, h, w, 2048)``, or ``(None, 2048)`` with ``pooling``.
+
     Args:
       input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
       include_top: whether to include the classifier (global average pool, dense).
-      weights: None or the path of an ``.h5`` file saved from kerasnets{twin} with the same
-        arguments.
+      weights: None or the path of an ``.h5`` file saved from kerasnets or
+        keras.applications.ResNet50 with the same arguments.
       input_tensor: optional Keras tensor to use as the model's input.
       pooling: None, "avg" or "max" when ``include_top=False``.
       classes: number of classes.
@@ -148,12 +155,10 @@ _ARGS_DOC = """
       dropout_rate: dropout before the classifier (0 = none, as keras.applications).
       drop_path_rate: stochastic depth rate of the last residual block, rising linearly from 0
         at the first block; identity at inference. 0 disables it.
-"""
 
-
-def ResNet50(input_shape=None, include_top=True, weights=None, input_tensor=None, pooling=None,
-             classes=1000, classifier_activation="softmax", dropout_rate=0.0,
-             drop_path_rate=0.0):
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _resnet(RESNET50, KERAS_RESNET, "resnet50", input_shape, include_top, weights,
                    input_tensor, pooling, classes, classifier_activation, dropout_rate,
                    drop_path_rate)
@@ -162,6 +167,31 @@ def ResNet50(input_shape=None, include_top=True, weights=None, input_tensor=None
 def ResNet101(input_shape=None, include_top=True, weights=None, input_tensor=None, pooling=None,
               classes=1000, classifier_activation="softmax", dropout_rate=0.0,
               drop_path_rate=0.0):
+    """Returns a ResNet-101 ``keras.Model`` (He et al. 2016, Table 1, 101-layer column;
+    keras.applications.ResNet101's layers and convention).
+
+    Input: ``(None, rows, cols, 3)`` float32 images preprocessed as
+    ``keras.applications.resnet.preprocess_input`` does ("caffe": RGB to BGR, minus the ImageNet
+    BGR mean, no scaling). Output: ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the stride-32 feature map
+    ``(None, h, w, 2048)``, or ``(None, 2048)`` with ``pooling``.
+
+    Args:
+      input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
+      include_top: whether to include the classifier (global average pool, dense).
+      weights: None or the path of an ``.h5`` file saved from kerasnets or
+        keras.applications.ResNet101 with the same arguments.
+      input_tensor: optional Keras tensor to use as the model's input.
+      pooling: None, "avg" or "max" when ``include_top=False``.
+      classes: number of classes.
+      classifier_activation: activation of the classifier output, or None for logits.
+      dropout_rate: dropout before the classifier (0 = none, as keras.applications).
+      drop_path_rate: stochastic depth rate of the last residual block, rising linearly from 0
+        at the first block; identity at inference. 0 disables it.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _resnet(RESNET101, KERAS_RESNET, "resnet101", input_shape, include_top, weights,
                    input_tensor, pooling, classes, classifier_activation, dropout_rate,
                    drop_path_rate)
@@ -170,20 +200,35 @@ def ResNet101(input_shape=None, include_top=True, weights=None, input_tensor=Non
 def ResNeXt50_32x4d(input_shape=None, include_top=True, weights=None, input_tensor=None,
                     pooling=None, classes=1000, classifier_activation="softmax",
                     dropout_rate=0.0, drop_path_rate=0.0):
+    """Returns a ResNeXt-50 (32x4d) ``keras.Model`` (Xie et al. 2017, Table 1:
+    cardinality 32, bottleneck width 4 per group; torchvision's resnext50_32x4d).
+
+    Input: ``(None, rows, cols, 3)`` float32 images preprocessed as
+    ``keras.applications.resnet.preprocess_input`` does ("caffe": RGB to BGR, minus the ImageNet
+    BGR mean, no scaling). Output: ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the stride-32 feature map
+    ``(None, h, w, 2048)``, or ``(None, 2048)`` with ``pooling``.
+
+    Args:
+      input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
+      include_top: whether to include the classifier (global average pool, dense).
+      weights: None or the path of an ``.h5`` file saved from kerasnets with the same
+        arguments.
+      input_tensor: optional Keras tensor to use as the model's input.
+      pooling: None, "avg" or "max" when ``include_top=False``.
+      classes: number of classes.
+      classifier_activation: activation of the classifier output, or None for logits.
+      dropout_rate: dropout before the classifier (0 = none, as keras.applications).
+      drop_path_rate: stochastic depth rate of the last residual block, rising linearly from 0
+        at the first block; identity at inference. 0 disables it.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _resnet(RESNEXT50_32X4D, RESNEXT, "resnext50_32x4d", input_shape, include_top,
                    weights, input_tensor, pooling, classes, classifier_activation, dropout_rate,
                    drop_path_rate)
 
-
-ResNet50.__doc__ = (
-    "Returns a ResNet-50 ``keras.Model`` (ResNet paper Table 1; keras.applications.ResNet50's "
-    "layers and convention).\n" + _ARGS_DOC.format(twin=" or keras.applications.ResNet50"))
-ResNet101.__doc__ = (
-    "Returns a ResNet-101 ``keras.Model`` (ResNet paper Table 1; keras.applications.ResNet101's "
-    "layers and convention).\n" + _ARGS_DOC.format(twin=" or keras.applications.ResNet101"))
-ResNeXt50_32x4d.__doc__ = (
-    "Returns a ResNeXt-50 (32x4d) ``keras.Model`` (ResNeXt paper Table 1: cardinality 32, "
-    "bottleneck width 4 per group).\n" + _ARGS_DOC.format(twin=""))
 
 register_model("resnet50", ResNet50, family="resnet", default_size=224, min_size=32,
                keras_twin="ResNet50")

@@ -10,7 +10,7 @@ import collections
 
 from kerasnets._keras import layers
 from kerasnets.models.convention import (
-    check_common_args, model_input, pool_features,
+    check_common_args, fully_connected_head, model_input, pool_features,
 )
 from kerasnets.models.registry import register_model
 from kerasnets.models.weights import finish_model
@@ -51,20 +51,27 @@ def _vgg(stages, model_name, include_top, weights, input_tensor, input_shape, po
         x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
 
     if include_top:
-        x = layers.Flatten(name="flatten")(x)
-        for fc in ("fc1", "fc2"):
-            x = layers.Dense(FC_UNITS, activation="relu", name=fc)(x)
-            # The paper trains with dropout 0.5 after the first two FC layers (section 3.1);
-            # keras.applications builds none (dropout_rate=0).
-            if dropout_rate > 0:
-                x = layers.Dropout(dropout_rate, name=fc + "_dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        # The paper trains with dropout 0.5 after the first two FC layers (section 3.1);
+        # keras.applications builds none (dropout_rate=0).
+        x = fully_connected_head(x, ("fc1", "fc2"), FC_UNITS, dropout_rate, False, classes,
+                                 classifier_activation)
     else:
         x = pool_features(x, pooling)
     return finish_model(inputs, x, model_name, weights, include_top)
 
 
-_ARGS_DOC = """
+def VGG16(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+          classes=1000, classifier_activation="softmax", dropout_rate=0.0):
+    """Returns a VGG-16 ``keras.Model`` (Simonyan & Zisserman 2015, Table 1, configuration
+    D; 138,357,544 parameters at 224x224 with 1000 classes; keras.applications.VGG16's
+    convention and layer names).
+
+    Input: ``(None, rows, cols, 3)`` float32 images preprocessed as
+    ``keras.applications.vgg16.preprocess_input`` does ("caffe": RGB to BGR, minus the ImageNet
+    BGR mean, no scaling). Output: ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the block5 pool's feature map
+    ``(None, rows/32, cols/32, 512)``, or ``(None, 512)`` with ``pooling``.
+
     Args:
       include_top: whether to include the three fully connected layers (flatten, fc1, fc2,
         predictions); they need a static input size, and fc1's parameters depend on it.
@@ -80,27 +87,42 @@ _ARGS_DOC = """
 
     Raises:
       ValueError: an argument is outside what is allowed (the message names it).
-"""
-
-
-def VGG16(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
-          classes=1000, classifier_activation="softmax", dropout_rate=0.0):
+    """
     return _vgg(VGG16_STAGES, "vgg16", include_top, weights, input_tensor, input_shape, pooling,
                 classes, classifier_activation, dropout_rate)
 
 
 def VGG19(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
           classes=1000, classifier_activation="softmax", dropout_rate=0.0):
+    """Returns a VGG-19 ``keras.Model`` (Simonyan & Zisserman 2015, Table 1, configuration
+    E; 143,667,240 parameters at 224x224 with 1000 classes; keras.applications.VGG19's
+    convention and layer names).
+
+    Input: ``(None, rows, cols, 3)`` float32 images preprocessed as
+    ``keras.applications.vgg16.preprocess_input`` does ("caffe": RGB to BGR, minus the ImageNet
+    BGR mean, no scaling). Output: ``(None, classes)`` class probabilities (softmax; logits with
+    ``classifier_activation=None``); with ``include_top=False`` the block5 pool's feature map
+    ``(None, rows/32, cols/32, 512)``, or ``(None, 512)`` with ``pooling``.
+
+    Args:
+      include_top: whether to include the three fully connected layers (flatten, fc1, fc2,
+        predictions); they need a static input size, and fc1's parameters depend on it.
+      weights: None or the path of an ``.h5`` file saved from kerasnets or keras.applications
+        with the same arguments (kerasnets never downloads).
+      input_tensor: optional Keras tensor to use as the model's input.
+      input_shape: ``(rows, cols, channels)``, default ``(224, 224, 3)``; rows/cols >= 32.
+      pooling: None, "avg" or "max" when ``include_top=False``.
+      classes: number of classes.
+      classifier_activation: activation of the classifier output, or None for logits.
+      dropout_rate: dropout after fc1 and fc2 (the paper trains with 0.5; 0, the default, builds
+        none, as keras.applications).
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
+    """
     return _vgg(VGG19_STAGES, "vgg19", include_top, weights, input_tensor, input_shape, pooling,
                 classes, classifier_activation, dropout_rate)
 
-
-VGG16.__doc__ = ("Returns a VGG-16 ``keras.Model`` (paper Table 1, configuration D; "
-                 "138,357,544 parameters at 224x224 with 1000 classes; "
-                 "keras.applications.VGG16's convention and layer names).\n" + _ARGS_DOC)
-VGG19.__doc__ = ("Returns a VGG-19 ``keras.Model`` (paper Table 1, configuration E; "
-                 "143,667,240 parameters at 224x224 with 1000 classes; "
-                 "keras.applications.VGG19's convention and layer names).\n" + _ARGS_DOC)
 
 register_model("vgg16", VGG16, family="vgg", default_size=224, min_size=32, keras_twin="VGG16")
 register_model("vgg19", VGG19, family="vgg", default_size=224, min_size=32, keras_twin="VGG19")

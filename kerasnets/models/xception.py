@@ -17,11 +17,12 @@ import collections
 import contextlib
 
 from kerasnets._keras import layers
-from kerasnets.layers.blocks import BNConfig, activation_layer, batch_norm
+from kerasnets.layers.blocks import (
+    BNConfig, activation_layer, batch_norm, drop_path_rates, residual_add,
+)
 from kerasnets.models.convention import (
     check_common_args, check_rate, dense_classifier, model_input, pool_features,
 )
-from kerasnets.layers import StochasticDepth
 from kerasnets.models.registry import register_model
 from kerasnets.models.weights import _file_layers, finish_model, load_weights
 
@@ -69,16 +70,19 @@ def residual_block(x, block, number, drop_path_rate):
         x = _separable_conv_bn(x, filters, f"{prefix}_sepconv{k}")
     if block.downsample:
         x = layers.MaxPooling2D(3, strides=2, padding="same", name=prefix + "_pool")(x)
-    if drop_path_rate > 0:
-        x = StochasticDepth(drop_path_rate, name=prefix + "_drop_path")(x)
-    return layers.Add(name=prefix + "_add")([x, shortcut])
+    return residual_add(shortcut, x, drop_path_rate, prefix + "_drop_path", prefix + "_add")
 
 
 def Xception(input_shape=None, include_top=True, weights=None, input_tensor=None, pooling=None,
              classes=1000, classifier_activation="softmax", dropout_rate=0.0,
              drop_path_rate=0.0):
-    """Returns an Xception ``keras.Model`` (paper Figure 5; keras.applications.Xception's layers
-    and convention).
+    """Returns an Xception ``keras.Model`` (Chollet 2017, Figure 5; keras.applications.Xception's
+    layers and convention).
+
+    Input: ``(None, rows, cols, 3)`` float32 images in [-1, 1] (``x / 127.5 - 1``,
+    keras.applications' "tf" preprocessing). Output: ``(None, classes)`` class probabilities
+    (softmax; logits with ``classifier_activation=None``); with ``include_top=False`` the
+    stride-32 feature map ``(None, h, w, 2048)``, or ``(None, 2048)`` with ``pooling``.
 
     Args:
       input_shape: ``(rows, cols, channels)``, default ``(299, 299, 3)``; rows/cols >= 71.
@@ -93,6 +97,9 @@ def Xception(input_shape=None, include_top=True, weights=None, input_tensor=None
         used 0.5 on ImageNet).
       drop_path_rate: stochastic depth rate of the last residual block (block13), rising
         linearly from 0 at block2; identity at inference. 0 disables it.
+
+    Raises:
+      ValueError: an argument is outside what is allowed (the message names it).
     """
     check_common_args(weights, include_top, pooling, classes, classifier_activation, dropout_rate)
     drop_path_rate = check_rate("drop_path_rate", drop_path_rate)
@@ -105,9 +112,9 @@ def Xception(input_shape=None, include_top=True, weights=None, input_tensor=None
         x = layers.Conv2D(filters, 3, strides=strides, use_bias=False, name=f"block1_conv{k}")(x)
         x = batch_norm(x, f"block1_conv{k}_bn", BN)
         x = activation_layer("relu", f"block1_conv{k}_act")(x)
+    rates = drop_path_rates(drop_path_rate, len(BLOCKS))
     for i, block in enumerate(BLOCKS):
-        x = residual_block(x, block, FIRST_BLOCK + i,
-                           drop_path_rate * i / (len(BLOCKS) - 1))
+        x = residual_block(x, block, FIRST_BLOCK + i, rates[i])
     exit_block = f"block{FIRST_BLOCK + len(BLOCKS)}"
     for k, filters in enumerate(EXIT_FILTERS, start=1):
         x = _separable_conv_bn(x, filters, f"{exit_block}_sepconv{k}")
