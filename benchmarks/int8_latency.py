@@ -110,6 +110,12 @@ def convert_timed(model, precision, calibration, hard_swish="xnnpack"):
 
 def interleaved_medians(blobs, x, threads, runs, warmup):
     """Returns the median invoke time (ms) of each ``.tflite`` in ``blobs``, timed interleaved."""
+    return [statistics.median(s) for s in interleaved_samples(blobs, x, threads, runs, warmup)]
+
+
+def interleaved_samples(blobs, x, threads, runs, warmup):
+    """Returns the ``runs`` invoke times (ms) of each ``.tflite`` in ``blobs``: run ``r`` of
+    every model is timed one after the other, so sample ``r`` of each saw the same load."""
     from kerasnets.export.interpreter import load_interpreter
 
     interpreters = []
@@ -131,7 +137,7 @@ def interleaved_medians(blobs, x, threads, runs, warmup):
             start = time.perf_counter()
             interpreter.invoke()
             samples[i].append((time.perf_counter() - start) * 1e3)
-    return [statistics.median(s) for s in samples]
+    return samples
 
 
 def peak_stack(layers_count=8, size=56, channels=128):

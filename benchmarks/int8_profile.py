@@ -7,8 +7,8 @@ LiteRT's Python interpreter has no per-op profiler, and XNNPACK runs the whole g
 delegate node, so the time of an op kind is measured by removal: for each kind, the converted
 model is rewritten without those ops (each removed op's consumers read its input instead;
 shapes and dtypes stay, the values do not matter to the time) and timed interleaved with the
-full model. The time of a kind is the median of the full model minus the median without it.
-Kinds (classified from the graph, the same for fp32 and int8):
+full model. The time of a kind is the median over runs of (the full model's time minus the
+time without the kind), the two timed back to back. Kinds (classified from the graph, the same for fp32 and int8):
 
 - ends: the input QUANTIZE and the exit DEQUANTIZE/SOFTMAX (fp32: the SOFTMAX);
 - input Rescaling: the MUL/ADD of the model's ``rescaling`` layer;
@@ -29,6 +29,7 @@ and without ``postprocess_tflite``'s constant folding.
 
 import argparse
 import logging
+import statistics
 import sys
 
 import numpy as np
@@ -118,14 +119,20 @@ def without(tflite_model, kind):
 
 
 def profile(blob, threads, runs, warmup, x):
-    """Returns ``(full ms, {kind: (ops, ms, fraction of full)})`` of one ``.tflite`` model."""
+    """Returns ``(full ms, {kind: (ops, ms, fraction of full)})`` of one ``.tflite`` model.
+
+    The time of a kind is the median over runs of (full model - model without the kind), both
+    timed back to back in the same run: a load spike hits both sides of a difference."""
     variants = {kind: without(blob, kind) for kind in KINDS}
     present = [k for k in KINDS if variants[k][1]]
-    medians = int8_latency.interleaved_medians(
+    samples = int8_latency.interleaved_samples(
         [blob] + [variants[k][0] for k in present], x, threads, runs, warmup)
-    full = medians[0]
-    return full, {k: (variants[k][1], full - ms, (full - ms) / full)
-                  for k, ms in zip(present, medians[1:])}
+    full = statistics.median(samples[0])
+    result = {}
+    for kind, times in zip(present, samples[1:]):
+        ms = statistics.median(a - b for a, b in zip(samples[0], times))
+        result[kind] = (variants[kind][1], ms, ms / full)
+    return full, result
 
 
 def main(argv=None):
