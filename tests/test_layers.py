@@ -6,6 +6,7 @@ import tf_keras
 
 import kerasnets
 from kerasnets.layers import HardSigmoid, HardSwish, StochasticDepth
+from kerasnets.layers.blocks import drop_path_rates, residual_add
 
 X = np.linspace(-6.0, 6.0, 97, dtype="float32").reshape(1, 97)
 
@@ -61,3 +62,24 @@ def test_h5_and_savedmodel_round_trip_with_custom_layers(fmt, tmp_path, real_ima
     x = real_images[:4]
     np.testing.assert_allclose(loaded(x, training=False).numpy(),
                                model(x, training=False).numpy(), atol=1e-6)
+
+
+def test_drop_path_rates_rise_linearly_from_zero_to_the_rate():
+    # timm's rule (Huang et al. 2016, "linear decay"): block i of B gets rate * i / (B - 1).
+    np.testing.assert_allclose(drop_path_rates(0.2, 5), [0.0, 0.05, 0.1, 0.15, 0.2])
+    assert drop_path_rates(0.3, 1) == [0.0]
+
+
+def test_residual_add_wraps_the_branch_only_when_the_rate_is_positive():
+    shortcut, branch = tf_keras.Input((4, 4, 2)), tf_keras.Input((4, 4, 2))
+    plain = tf_keras.Model([shortcut, branch], residual_add(shortcut, branch, 0.0, "dp", "add"))
+    assert not any(isinstance(lyr, StochasticDepth) for lyr in plain.layers)
+    dropped = tf_keras.Model([shortcut, branch],
+                             residual_add(shortcut, branch, 0.5, "dp", "add2"))
+    (sd,) = [lyr for lyr in dropped.layers if isinstance(lyr, StochasticDepth)]
+    assert sd.name == "dp" and sd.rate == 0.5
+    a, b = np.ones((8, 4, 4, 2), "float32"), np.full((8, 4, 4, 2), 2.0, "float32")
+    np.testing.assert_array_equal(dropped([a, b], training=False).numpy(), a + b)
+    # In training each sample's branch is dropped (a) or kept and scaled by 1 / (1 - 0.5) (a + 2b).
+    out = dropped([a, b], training=True).numpy().reshape(8, -1)
+    assert set(np.unique(out)) <= {1.0, 5.0}
