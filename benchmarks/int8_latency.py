@@ -253,7 +253,8 @@ def format_header(peaks):
     threads = sorted({t for _, t in peaks})
     peak_text = "; ".join(
         f"{t} thread{'s' if t > 1 else ''}: fp32 {peaks[('fp32', t)] / 1e9:.1f}, "
-        f"int8 {peaks[('int8', t)] / 1e9:.1f} (int8/fp32 {peaks[('int8', t)] / peaks[('fp32', t)]:.2f}x)"
+        f"int8 {peaks[('int8', t)] / 1e9:.1f} "
+        f"(int8/fp32 {peaks[('int8', t)] / peaks[('fp32', t)]:.2f}x)"
         for t in threads)
     return [host_cpu_line(),
             f"Peak (1x1-conv stack, XNNPACK), GMAC/s: {peak_text}"]

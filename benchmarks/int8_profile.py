@@ -8,7 +8,8 @@ delegate node, so the time of an op kind is measured by removal: for each kind, 
 model is rewritten without those ops (each removed op's consumers read its input instead;
 shapes and dtypes stay, the values do not matter to the time) and timed interleaved with the
 full model. The time of a kind is the median over runs of (the full model's time minus the
-time without the kind), the two timed back to back. Kinds (classified from the graph, the same for fp32 and int8):
+time without the kind), the two timed back to back. Kinds (classified from the graph, the
+same for fp32 and int8):
 
 - ends: the input QUANTIZE and the exit DEQUANTIZE/SOFTMAX (fp32: the SOFTMAX);
 - input Rescaling: the MUL/ADD of the model's ``rescaling`` layer;

@@ -489,7 +489,8 @@ def postprocess_tflite(tflite_model, hard_swish="xnnpack", fold_constants=True):
     Args:
       tflite_model: the converted model (``bytes`` from ``TFLiteConverter.convert()``).
       hard_swish: ``"xnnpack"`` (default) rewrites int8 ``HARD_SWISH`` into MUL/ADD/MUL (ADD/MUL
-        where ``fold_constants`` takes the ``x / 6`` MUL) so the graph stays one XNNPACK partition; ``"fused"`` keeps the ``HARD_SWISH`` op.
+        where ``fold_constants`` takes the ``x / 6`` MUL) so the graph stays one XNNPACK
+        partition; ``"fused"`` keeps the ``HARD_SWISH`` op.
       fold_constants: remove each int8 MUL by a scalar constant whose factor the following
         ops can take into their scales (default True; False gives the graph of earlier
         versions, for comparison): the hard-swish ``x / 6`` (hard-swish becomes ADD(RELU6),
@@ -534,8 +535,8 @@ def written_forms(tflite_model):
     """Returns the int8 forms ``postprocess_tflite`` wrote into a ``.tflite`` model, or None.
 
     The dict (read from the model's ``kerasnets_int8_forms`` metadata) has ``"hard_swish"``:
-    ``"xnnpack"`` (MUL/ADD/MUL, or ADD/MUL with the ``x / 6`` folded) or ``"fused"`` (``HARD_SWISH``), and ``"softmax"``: ``"float"``
-    (the exit softmax after the last ``DEQUANTIZE``, float outputs) or ``"int8"`` (an int8
+    ``"xnnpack"`` (MUL/ADD/MUL, or ADD/MUL with the ``x / 6`` folded) or ``"fused"``
+    (``HARD_SWISH``), and ``"softmax"``: ``"float"`` (the exit softmax after the last ``DEQUANTIZE``, float outputs) or ``"int8"`` (an int8
     ``SOFTMAX`` gives the int8 output); each None when the model has no such op. None for a
     model ``postprocess_tflite`` did not write (float, dynamic-range, or converted elsewhere).
 
