@@ -537,8 +537,9 @@ def written_forms(tflite_model):
     The dict (read from the model's ``kerasnets_int8_forms`` metadata) has ``"hard_swish"``:
     ``"xnnpack"`` (MUL/ADD/MUL, or ADD/MUL with the ``x / 6`` folded) or ``"fused"``
     (``HARD_SWISH``), and ``"softmax"``: ``"float"`` (the exit softmax after the last
-    ``DEQUANTIZE``, float outputs) or ``"int8"`` (an int8 ``SOFTMAX`` gives the int8 output); each None when the model has no such op. None for a
-    model ``postprocess_tflite`` did not write (float, dynamic-range, or converted elsewhere).
+    ``DEQUANTIZE``, float outputs) or ``"int8"`` (an int8 ``SOFTMAX`` gives the int8 output);
+    each None when the model has no such op. None for a model ``postprocess_tflite`` did not
+    write (float, dynamic-range, or converted elsewhere).
 
     Raises:
       ValueError: when ``tflite_model`` is not a TFLite flatbuffer.
