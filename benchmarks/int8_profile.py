@@ -36,7 +36,10 @@ import sys
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-import int8_latency
+try:  # run as a script: benchmarks/ is on sys.path
+    import int8_latency
+except ImportError:  # imported as benchmarks.int8_profile (the tests)
+    from benchmarks import int8_latency
 
 _OP = schema.BuiltinOperator
 _NAMES = {v: k for k, v in vars(_OP).items() if not k.startswith("_")}
