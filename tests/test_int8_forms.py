@@ -173,6 +173,24 @@ def test_folding_hard_swish_and_se_divides_keeps_every_int8_result():
     assert np.abs(got - want).max() <= 1 and np.mean(got == want) >= 0.99
 
 
+def test_folding_through_a_residual_add_keeps_every_int8_result():
+    # A hard-swish read by a block and by the block's residual ADD (MobileNetV3-Large's stem):
+    # the projection writes the ADD's other input times 6, so the ADD takes the factor.
+    keras.utils.set_random_seed(3)
+    inputs = layers.Input((8, 8, 3))
+    x = HardSwish()(layers.Conv2D(8, 3, padding="same")(inputs))
+    y = layers.Conv2D(8, 1)(layers.DepthwiseConv2D(3, padding="same", activation="relu")(x))
+    model = keras.Model(inputs, layers.Conv2D(4, 1)(layers.Add()([x, y])))
+    calibration = np.random.default_rng(3).normal(0, 2, (16, 8, 8, 3)).astype("float32")
+    converted = _converted(model, calibration)
+    plain = postprocess_tflite(converted, fold_constants=False)
+    folded = postprocess_tflite(converted)
+    assert export.op_histogram(plain)["MUL"] == 2 and export.op_histogram(folded)["MUL"] == 1
+    assert export.xnnpack_partitions(folded) == 1 and export.undelegated_ops(folded) == []
+    got, want = _builtin_outputs(folded, calibration), _builtin_outputs(plain, calibration)
+    assert np.abs(got - want).max() <= 1 and np.mean(got == want) >= 0.99
+
+
 def test_folding_the_input_rescaling_rounds_once_within_one_step():
     # MobileNetV3's input Rescaling (keras.applications: scale 1/127.5, offset -1) before a
     # 'same'-padded stride-2 conv: its zero padding is y = 0, so the offset must stay an op.

@@ -59,10 +59,10 @@ def test_kinds_of_a_v3_block(v3_block):
     assert counts["fp32"] == {"input Rescaling": 2, "hard-swish": 3, "SE gate (1x1)": 1,
                               "SE scale": 1, "residual ADD": 1, "depthwise (stride 1)": 1,
                               "ends": 1}
-    # int8, folded: one rescaling ADD, hard-swish as ADD(RELU6), MUL, the SE's /6 gone; the
-    # stem's hard-swish keeps its x / 6 MUL (3 ops): the residual ADD also reads its output,
-    # and an ADD of two feature maps cannot take a factor on one of them.
-    assert counts["int8"] == {"input Rescaling": 1, "hard-swish": 7, "SE scale": 1,
+    # int8, folded: one rescaling ADD, hard-swish as ADD(RELU6), MUL, the SE's /6 gone (the
+    # stem's hard-swish too: the residual ADD that also reads it has the projection write its
+    # other input times 6).
+    assert counts["int8"] == {"input Rescaling": 1, "hard-swish": 6, "SE scale": 1,
                               "residual ADD": 1, "depthwise (stride 1)": 1, "ends": 3}
 
 

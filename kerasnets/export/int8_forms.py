@@ -355,9 +355,11 @@ def _factor_plan(sub, tensor_index, factor, plan, uses):
 
     A convolution or fully-connected layer divides its weight scales by ``factor``; MEAN,
     RESHAPE and a MUL of two activations (no fused clamp) multiply their output scale by
-    ``factor`` and pass it on; an ADD of a constant multiplies the constant's and the output's
-    scales (no fused clamp but RELU, which clamps at 0 at any scale). Every changed tensor
-    (weights, constants) must be used by that one op (``uses``: tensor index -> op count).
+    ``factor`` and pass it on; an ADD multiplies its output scale and the constant's scale, or
+    has the linear convolution that writes its other input write it times ``factor``
+    (``_emit_factor``); no fused clamp but RELU, which clamps at 0 at any scale. Every changed
+    tensor (weights, biases, constants) must be used by that one op (``uses``: tensor index ->
+    op count).
     """
     if tensor_index in [int(t) for t in sub.graph.outputs]:
         return False
@@ -376,10 +378,12 @@ def _factor_plan(sub, tensor_index, factor, plan, uses):
             return False
         if code == _OP.ADD:
             other = inputs[1 - inputs.index(tensor_index)]
-            if (inputs.count(tensor_index) != 1 or _constant_data(sub, other) is None
-                    or uses[other] != 1 or other in plan):
+            if inputs.count(tensor_index) != 1 or uses[other] != 1 or other in plan:
                 return False
-            plan[other] = factor
+            if _constant_data(sub, other) is not None:
+                plan[other] = factor
+            elif not _emit_factor(sub, other, factor, plan, uses):
+                return False
         elif code not in _FACTOR_PASSING or (code != _OP.MUL and inputs[0] != tensor_index):
             return False
         elif code == _OP.MUL and (inputs.count(tensor_index) != 1 or activation
@@ -389,6 +393,31 @@ def _factor_plan(sub, tensor_index, factor, plan, uses):
         if output in plan or not _factor_plan(sub, output, factor, plan, uses):
             return False
         plan[output] = factor
+    return True
+
+
+def _emit_factor(sub, tensor_index, factor, plan, uses):
+    """Adds to ``plan`` what makes the producer of ``tensor_index`` write the same bytes with a
+    real value ``factor`` times its own; returns False when it cannot.
+
+    The other input of a residual ADD (a MobileNetV3 block's projection, a linear convolution
+    read by that ADD only) takes the factor its first input carries: weight, bias and output
+    scales times ``factor`` leave the requantized result (accumulator x input scale x weight
+    scale / output scale) as it was, and the bias scale equal to input x weight scale.
+    """
+    producers = [op for op in sub.graph.operators if tensor_index in [int(t) for t in op.outputs]]
+    if len(producers) != 1 or tensor_index in [int(t) for t in sub.graph.outputs]:
+        return False
+    op = producers[0]
+    inputs = [int(i) for i in op.inputs]
+    if (sub.op_code(op) not in _FACTOR_ABSORBING or len(sub.consumers(tensor_index)) != 1
+            or op.builtinOptions.fusedActivationFunction != schema.ActivationFunctionType.NONE):
+        return False
+    constants = [i for i in inputs[1:] if i >= 0]
+    if any(uses[i] != 1 or i in plan for i in constants):
+        return False
+    for index in constants + [tensor_index]:
+        plan[index] = factor
     return True
 
 
