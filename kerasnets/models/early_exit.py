@@ -26,7 +26,7 @@ import numbers
 from typing import Optional, Sequence, Tuple, Union
 
 from kerasnets._keras import keras, layers
-from kerasnets.layers.blocks import BNConfig, activation_layer, batch_norm
+from kerasnets.layers.blocks import BNConfig, activation_layer, batch_norm, mean_std_normalization
 from kerasnets.models.convention import check_common_args, check_positive_int, model_input
 from kerasnets.models.densenet import BN as DENSENET_BN
 from kerasnets.models.densenet import (
@@ -348,9 +348,7 @@ def MSDNetCifar(blocks: int = 10, step_mode: str = "even", step: int = 2, base: 
                                     static_when_top=False)
     x = img_input
     if include_preprocessing:
-        x = layers.Normalization(mean=[255.0 * m for m in CIFAR10_MEAN],
-                                 variance=[(255.0 * s) ** 2 for s in CIFAR10_STD],
-                                 name="normalization")(x)
+        x = mean_std_normalization(x, CIFAR10_MEAN, CIFAR10_STD)
     features = _msd_stem(x, scales, stem_channels)
     units = stem_channels  # maps per unit of growth factor, the same at every scale
     outputs = []
