@@ -137,6 +137,9 @@ def assert_full_int8(tflite_model):
 
 @pytest.mark.slow
 def test_v3_block_qat_trains_and_converts_to_one_xnnpack_partition(images):
+    # Seeded: an untrained model's classes are near ties, so which ones the two int8 forms
+    # pick depends on the initial weights (unseeded, 2 runs in 5 agreed on 7 images of 10).
+    keras.utils.set_random_seed(0)
     model = v3_block()
     qat = quantize_model(model)
     history = train_one_step(qat, images)
