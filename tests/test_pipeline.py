@@ -360,3 +360,17 @@ def test_tfrecords_of_one_class_are_refused_naming_it(tmp_path):
     write_tfrecords(root, tmp_path / "one.tfrecord", label_base=1)
     with pytest.raises(ValueError, match="has 1 class \\('label 1'\\)"):
         loader.open_source(str(tmp_path / "one.tfrecord"))
+
+
+@pytest.mark.parametrize("shape", [(56, 56, 3), (64, 64, 3), (None, None, 3)])
+def test_resize_uint8_traces_with_any_static_shape(shape):
+    """A statically known size other than the target traced a tf.cond branch asserting the
+    target size and failed ("Dimension 0 ... 64 and 56"), e.g. the ImageNet evaluation crop of
+    a cached 64x64 image."""
+    from kerasnets.data.augment import resize_uint8
+
+    resize = tf.function(lambda x: resize_uint8(x, 64),
+                         input_signature=[tf.TensorSpec(shape, tf.uint8)])
+    image = tf.cast(tf.reshape(tf.range(56 * 56 * 3) % 251, (56, 56, 3)), tf.uint8)
+    out = resize(image if shape[0] != 64 else tf.image.resize(image, (64, 64), "nearest"))
+    assert out.shape == (64, 64, 3) and out.dtype == tf.uint8

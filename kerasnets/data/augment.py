@@ -40,9 +40,15 @@ def bilinear_uint8(images: tf.Tensor, size: int) -> tf.Tensor:
 def resize_uint8(image: tf.Tensor, size: int) -> tf.Tensor:
     """Returns ``image`` resized to ``size`` x ``size`` (``bilinear_uint8``), unchanged when it
     already has that size."""
+    known = image.shape[:2]
+    if known.is_fully_defined():
+        # Decided while tracing: a tf.cond would also trace the branch that asserts the other
+        # size, and fail (a cached 64x64 image centrally cropped to 56x56, say).
+        return image if tuple(known) == (size, size) else bilinear_uint8(image, size)
     same = tf.reduce_all(tf.equal(tf.shape(image)[:2], [size, size]))
-    return tf.cond(same, lambda: tf.ensure_shape(image, (size, size, 3)),
-                   lambda: bilinear_uint8(image, size))
+    resized = tf.cond(same, lambda: image, lambda: bilinear_uint8(image, size))
+    resized.set_shape((size, size, 3))
+    return resized
 
 
 def random_resized_crop(image: tf.Tensor, size: int, seed: tf.Tensor,
