@@ -76,6 +76,31 @@ def test_folder_and_zip_give_the_same_images(tmp_path):
         written[("b", 0)], (20, 20), antialias=True).numpy().round().astype(np.uint8))
 
 
+def test_command_line_zip_paths_name_the_folder_inside(tmp_path):
+    from kerasnets.data import loader
+
+    _write_folder(tmp_path / "imgs", ["b", "a"], per_class=2)
+    files = sorted((tmp_path / "imgs").rglob("*.png"))
+    with zipfile.ZipFile(tmp_path / "one.zip", "w") as archive:  # train50k.zip's layout
+        for path in files:
+            archive.write(path, f"train/{path.relative_to(tmp_path / 'imgs')}")
+    with zipfile.ZipFile(tmp_path / "root.zip", "w") as archive:  # classes at the zip's root
+        for path in files:
+            archive.write(path, str(path.relative_to(tmp_path / "imgs")))
+    assert data.zip_folder(tmp_path / "one.zip") == data.ZipFolder(tmp_path / "one.zip", "train")
+    assert data.zip_folder(f"{tmp_path}/one.zip:train/") == data.ZipFolder(
+        tmp_path / "one.zip", "train")
+    assert data.zip_folder(tmp_path / "root.zip") == data.ZipFolder(tmp_path / "root.zip", "")
+    assert data.zip_folder(tmp_path / "imgs") is None
+    with pytest.raises(ValueError, match="zip file .*missing.zip.* does not exist"):
+        data.zip_folder(tmp_path / "missing.zip:train")
+    for spec in (tmp_path / "one.zip", f"{tmp_path}/one.zip:train", tmp_path / "root.zip"):
+        source = loader.open_source(str(spec))
+        assert (source.kind, source.num_examples, source.class_names) == ("folder", 4, ("a", "b"))
+    with pytest.raises(ValueError, match="empty"):
+        loader.open_source(f"{tmp_path}/one.zip:test")
+
+
 def test_images_are_resized_to_the_requested_size(tmp_path):
     _write_folder(tmp_path, ["x", "y"], per_class=1, size=(32, 32), fmt="jpg")
     images = data.load_image_folder(tmp_path, 64, progress=False)

@@ -64,10 +64,11 @@ def build_parser(prog: str = "kerasnets train") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Data: an image folder (<root>/<class>/<image>), TFRecord files (path or glob; "
-               "features image/encoded and image/class/label) or tfds:NAME[:SPLIT] with "
-               "--data-dir. Without --data, the embedded CIFAR-10 subset (train, test). Files "
-               "that do not decode as images are skipped with a warning naming each.\n"
+        epilog="Data: an image folder (<root>/<class>/<image>; a directory, or "
+               "ARCHIVE.zip[:FOLDER]), TFRecord files (path or glob; features image/encoded and "
+               "image/class/label) or tfds:NAME[:SPLIT] with --data-dir. Without --data, the "
+               "embedded CIFAR-10 subset (train, test). Files that do not decode as images are "
+               "skipped with a warning naming each.\n"
                "Exit status: 0 on success (or when --resume finds the run finished), 2 on bad "
                "input (the message says what), 1 on other errors.")
     add = parser.add_argument

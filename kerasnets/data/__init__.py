@@ -7,12 +7,12 @@ from kerasnets.data.folders import (
     CAFFE_BGR_MEAN, EMBEDDED_SPLITS, EMBEDDED_ZIP, FAMILY_MODES, PREPROCESSING_MODES,
     ImageListing, ImageSet, ZipFolder, as_dataset, check_same_classes, class_names, decode_image,
     embedded_dataset, list_images, load_image_folder, preprocess, preprocessing_mode,
-    resize_images, split_holdout,
+    resize_images, split_holdout, zip_folder,
 )
 
 __all__ = [
     "CAFFE_BGR_MEAN", "EMBEDDED_SPLITS", "EMBEDDED_ZIP", "FAMILY_MODES", "PREPROCESSING_MODES",
     "ImageListing", "ImageSet", "ZipFolder", "as_dataset", "check_same_classes", "class_names",
     "decode_image", "embedded_dataset", "list_images", "load_image_folder", "preprocess",
-    "preprocessing_mode", "resize_images", "split_holdout",
+    "preprocessing_mode", "resize_images", "split_holdout", "zip_folder",
 ]

@@ -110,6 +110,38 @@ def embedded_dataset(split: str = "train") -> ZipFolder:
     return ZipFolder(EMBEDDED_ZIP, split)
 
 
+def zip_folder(spec: Union[str, Path]) -> Optional[ZipFolder]:
+    """Returns the ``ZipFolder`` a command-line data path names, ``None`` for other paths.
+
+    ``ARCHIVE.zip:FOLDER`` names the image folder ``FOLDER/<class>/<image>`` inside the zip;
+    ``ARCHIVE.zip`` alone names its one top-level folder when every member lies under a single
+    folder (``train50k.zip`` holds ``train/<class>/NNNN.jpg``), else the zip's root.
+
+    Raises ``ValueError`` when the zip file does not exist or cannot be read.
+    """
+    text = str(spec)
+    archive, sep, folder = text.partition(".zip:")
+    if sep:
+        archive += ".zip"
+    elif text.lower().endswith(".zip"):
+        archive, folder = text, None
+    else:
+        return None
+    if not Path(archive).is_file():
+        raise ValueError(f"zip file {archive!r} (of data {text!r}) does not exist")
+    if folder is None:
+        try:
+            with zipfile.ZipFile(archive) as handle:
+                tops = {name.split("/", 1)[0] for name in handle.namelist()
+                        if "/" in name.strip("/")}
+                loose = [name for name in handle.namelist() if "/" not in name.strip("/")
+                         and not name.endswith("/")]
+        except (OSError, zipfile.BadZipFile) as err:
+            raise ValueError(f"cannot read the zip file {archive}: {err}") from err
+        folder = tops.pop() if len(tops) == 1 and not loose else ""
+    return ZipFolder(Path(archive), folder.strip("/"))
+
+
 def preprocessing_mode(entry: "ModelEntry", model_kwargs: Optional[Dict[str, Any]] = None) -> str:
     """Returns the ``preprocess`` mode of the inputs a registered model expects.
 

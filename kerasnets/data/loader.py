@@ -8,7 +8,8 @@ optional in-memory cache, the papers' augmentation, the model's preprocessing, p
 Sources:
 
 - an image folder, ``<root>/<class>/<image>`` (a directory, or ``kerasnets.data.ZipFolder``
-  such as ``data.embedded_dataset("train")``), listed by ``kerasnets.data``;
+  such as ``data.embedded_dataset("train")`` or ``"train50k.zip:train"``), listed by
+  ``kerasnets.data``;
 - TFRecord files (a path or glob) of ``tf.train.Example`` records in the common ImageNet
   convention: ``image/encoded`` (bytes of a JPEG/PNG/BMP/GIF image) and ``image/class/label``
   (int64). Files written by the Inception/TF-Slim ``build_imagenet_data.py`` number the classes
@@ -209,7 +210,8 @@ def open_source(source: Union[str, Path, kdata.ZipFolder, DataSource], *,
     """Returns the ``DataSource`` of ``source``, after checking it holds examples.
 
     Args:
-      source: an image-folder path or ``kerasnets.data.ZipFolder``; a TFRecord file or glob;
+      source: an image-folder path, ``kerasnets.data.ZipFolder`` or ``ARCHIVE.zip[:FOLDER]``
+        (``kerasnets.data.zip_folder``); a TFRecord file or glob;
         ``"tfds:NAME[:SPLIT]"``; or a ``DataSource`` (returned as is).
       data_dir: the folder of prepared TFDS data sets (``tfds:`` sources only).
       classes: number of classes of TFRecord data; by default the largest label + 1.
@@ -221,6 +223,8 @@ def open_source(source: Union[str, Path, kdata.ZipFolder, DataSource], *,
     """
     if isinstance(source, DataSource):
         return source
+    if not isinstance(source, kdata.ZipFolder):
+        source = kdata.zip_folder(source) or source
     if classes is not None:
         check_positive_int("classes", classes)
     if not isinstance(label_offset, int) or label_offset < 0:
