@@ -6,6 +6,7 @@ against an uninterrupted one, and a real two-worker MultiWorkerMirroredStrategy 
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -119,6 +120,24 @@ def test_densenet_schedule_drops_at_half_and_three_quarters():
     assert float(schedule(150 * 10)) == pytest.approx(0.1)      # through epoch 150
     assert float(schedule(150 * 10 + 1)) == pytest.approx(0.01)
     assert float(schedule(225 * 10 + 1)) == pytest.approx(0.001)
+
+
+def test_cifar_recipe_of_the_mobile_models_warms_up_then_follows_the_cosine():
+    recipe = recipes.get_recipe("mobilenet_cifar")
+    schedule = recipe.schedule_fn(steps_per_epoch=100, epochs=10, global_batch=256)
+    peak = 0.2  # 0.1 at batch 128, scaled linearly to 256
+
+    def cosine(step):  # Loshchilov & Hutter 2017, eq. 5 with eta_min = 0
+        return peak * 0.5 * (1 + math.cos(math.pi * step / 1000))
+
+    assert float(schedule(49)) == pytest.approx(cosine(49) * 50 / 100, rel=1e-5)
+    assert float(schedule(499)) == pytest.approx(cosine(499), rel=1e-5)
+    assert float(schedule(999)) == pytest.approx(cosine(999), rel=1e-3, abs=1e-7)
+    config = recipe.optimizer(100, 10, 128).get_config()
+    assert config["nesterov"] and config["momentum"] == pytest.approx(0.9)
+    model = create_model("mobilenet_v2", input_shape=(32, 32, 3), classes=10, alpha=0.35)
+    decayed = {v.name for v in recipe.decayed_variables(model)}
+    assert decayed and all("depthwise" not in name and "kernel" in name for name in decayed)
 
 
 def test_rmsprop_is_inceptions():
@@ -346,6 +365,9 @@ def test_fit_a_registry_model_writes_checkpoints_metrics_and_weights(folder, tmp
     assert len(rows) == 3 and {"loss", "accuracy", "val_accuracy", "images_per_second"} <= set(
         rows[0].split(","))
     assert np.isfinite(result.history["loss"]).all()
+    summary = json.loads((run_dir / "result.json").read_text())
+    assert 0 < summary["wall_seconds"] < 600
+    assert (run_dir / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The final weights load into a fresh model of the same arguments and predict the same.
     fresh = create_model("mobilenet_v1", input_shape=(32, 32, 3), classes=10, alpha=0.25,
                          weights=str(result.weights_path))

@@ -13,7 +13,8 @@ The checkpoint directory holds ``run.json`` (model, settings and their hash, run
 ``backup/`` (``keras.callbacks.BackupAndRestore``: weights, optimizer, EMA, epoch and step,
 written every ``save_freq``), ``metrics.csv`` (and ``tensorboard/`` with ``tensorboard``),
 and at the end ``final_weights.h5`` (Keras 2 HDF5, loadable with
-``create_model(..., weights=path)``) and ``result.json``. With ``resume`` a run killed at any
+``create_model(..., weights=path)``), ``result.json`` (steps, throughput, wall time, history)
+and ``learning_curves.png`` (``kerasnets.training.curves``). With ``resume`` a run killed at any
 point continues from its last checkpoint: the input pipeline (``kerasnets.data.loader``) restarts
 at the exact epoch and step, so the result matches an uninterrupted run (models with dropout
 draw other dropout masks after a restart: Keras does not checkpoint its random-number state).
@@ -50,6 +51,7 @@ from kerasnets.training.checkpoints import (
     check_checkpoint_dir, check_writable, discard_unsaved_run, resume_position, write_json,
     write_run_file,
 )
+from kerasnets.training.curves import LEARNING_CURVES_PNG, plot_learning_curves
 from kerasnets.training.distribute import (
     build_strategy, dtype_policy, is_chief, mixed_precision_policy, worker_index,
 )
@@ -325,9 +327,11 @@ def _run_callbacks(checkpoint_dir, chief, resume, tensorboard, save_freq, start_
     return added
 
 
-def _write_result(result, checkpoint_dir, strategy, model_name, epochs, resume):
+def _write_result(result, checkpoint_dir, strategy, model_name, epochs, resume, wall_seconds):
     """Writes the final weights and ``result.json`` (``.worker-<index>`` files on workers
-    other than the chief); sets ``result.weights_path``."""
+    other than the chief), and the chief's ``learning_curves.png``; sets
+    ``result.weights_path``. ``wall_seconds``: this call's time (of a resumed run, the part
+    since the resume)."""
     suffix = "" if is_chief(strategy) else f".worker-{worker_index(strategy)}"
     result.weights_path = checkpoint_dir / FINAL_WEIGHTS.replace(".h5", f"{suffix}.h5")
     _save_weights(result.model, result.weights_path)
@@ -336,9 +340,13 @@ def _write_result(result, checkpoint_dir, strategy, model_name, epochs, resume):
         "resumed_at": ({"epoch": result.initial_epoch, "step": result.initial_step}
                        if resume else None),
         "images_per_second": result.images_per_second,
+        "wall_seconds": round(wall_seconds, 1),
         "history": {k: [None if math.isnan(v) else v for v in vals]
                     for k, vals in result.history.items()},
         "weights": result.weights_path.name})
+    if not suffix and (checkpoint_dir / METRICS_CSV).is_file():
+        plot_learning_curves(checkpoint_dir / METRICS_CSV, checkpoint_dir / LEARNING_CURVES_PNG,
+                             f"{model_name}: {result.steps} steps")
 
 
 def _keras_fit(trained, strategy, train, eval_data, epochs, start, callbacks, verbose,
@@ -410,6 +418,7 @@ def fit(model: ModelSpec, train: loader.Input,
       ValueError: bad arguments, or a checkpoint directory this run must not use.
       AlreadyComplete: ``resume`` of a finished run.
     """
+    started = time.perf_counter()
     eval_data = _eval_input(train, eval_data)
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = build_strategy(strategy or "auto")
@@ -453,5 +462,6 @@ def fit(model: ModelSpec, train: loader.Input,
                        recipe, first_epoch, skip_steps, int(trained.optimizer.iterations.numpy()),
                        throughput.images_per_second, None)
     if checkpoint_dir is not None:
-        _write_result(result, checkpoint_dir, strategy, run_settings["model"], epochs, resume)
+        _write_result(result, checkpoint_dir, strategy, run_settings["model"], epochs, resume,
+                      time.perf_counter() - started)
     return result

@@ -273,6 +273,17 @@ RECIPES = {r.name: r for r in (
         drops=(1 / 3, 2 / 3), momentum=0.9, nesterov=True, weight_decay=1e-4, decay_on="all",
         epochs=90, augment="imagenet"),
     Recipe(
+        "mobilenet_cifar",
+        "kerasnets' CIFAR-10-from-scratch setting for the mobile models (no paper trains them on "
+        "CIFAR): the common CIFAR ResNet/DenseNet schedule (He et al. 2016 sec. 4.2, Huang et "
+        "al. 2017 sec. 4.2: SGD momentum 0.9, rate 0.1 at batch 128, crop-and-flip), with "
+        "Nesterov momentum, cosine decay (Loshchilov & Hutter 2017) after a 1-epoch warm-up, and "
+        "L2 5e-4 on the non-depthwise kernels (as MobileNetV1/V2: depthwise filters have few "
+        "parameters and are not decayed)",
+        optimizer_name="sgd", base_lr=0.1, reference_batch=128, schedule="cosine",
+        momentum=0.9, nesterov=True, weight_decay=5e-4, decay_on="kernels_except_depthwise",
+        warmup_epochs=1, augment="cifar"),
+    Recipe(
         "finetune",
         "kerasnets' short fine-tuning default (not a paper setting): Adam, cosine decay from "
         "2e-3 at batch 64, no weight decay, CIFAR augmentation",
