@@ -128,6 +128,8 @@ class Options:
     hard_swish: str = "xnnpack"
     int8_io: bool = False
     compare_fp32: bool = False
+    compare_ptq: bool = False
+    latency_threads: int = 0
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     seed: int = 0
     progress: bool = True
@@ -157,6 +159,12 @@ def _check_options(opts):
             )
     if opts.classes is not None:
         check_positive_int("classes", opts.classes)
+    if not isinstance(opts.latency_threads, int) or opts.latency_threads < 0:
+        raise ValueError(f"`latency_threads` must be an integer >= 0; received "
+                         f"latency_threads={opts.latency_threads!r}")
+    if opts.latency_threads and not opts.compare_fp32:
+        raise ValueError("`latency_threads` times the model against its fp32 conversion; it "
+                         "needs compare_fp32=True")
     if opts.new_head and opts.weights is None:
         raise ValueError("--new-head loads --weights into all but the classifier; it needs "
                          "--weights")
@@ -190,6 +198,37 @@ def load_data(opts, image_size):
     return train_set, eval_set
 
 
+def compare_latency(tflite_models, threads, rounds=5, runs=20):
+    """Returns ``{"threads", "cpu", "<name>_ms": median latency, "ratio": last / first}`` of
+    ``tflite_models`` (``{name: flatbuffer bytes}``, e.g. fp32 then int8) on this host.
+
+    Each model runs ``rounds`` times ``runs`` invocations through LiteRT with XNNPACK
+    (``kerasnets.bench.local.benchmark_local``), the models taking turns so that load changes on
+    a noisy machine touch both; the latency is the median of the rounds' medians (ms).
+    """
+    import tempfile
+
+    from kerasnets.bench.local import benchmark_local, host_cpu_line
+
+    medians = {name: [] for name in tflite_models}
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {}
+        for name, flatbuffer in tflite_models.items():
+            paths[name] = Path(folder) / f"{name}.tflite"
+            paths[name].write_bytes(flatbuffer)
+        for _ in range(rounds):
+            for name, path in paths.items():
+                result = benchmark_local(path, threads, "xnnpack", runs=runs, min_secs=0.2,
+                                         warmup_min_secs=0.1)
+                medians[name].append(result["median_us"] / 1000.0)
+    latency = {"threads": threads, "cpu": host_cpu_line()}
+    latency.update({f"{name}_ms": round(float(np.median(values)), 3)
+                    for name, values in medians.items()})
+    names = list(tflite_models)
+    latency["ratio"] = round(latency[f"{names[-1]}_ms"] / latency[f"{names[0]}_ms"], 3)
+    return latency
+
+
 def pick_calibration_images(image_set, count, seed):
     """Returns up to ``count`` images of ``image_set``, drawn at random in turn from each class
     so that a small calibration set still covers every class."""
@@ -209,6 +248,17 @@ def report_path(tflite_path):
     """Returns the path of the report of a ``.tflite`` model: beside it, with its name and the
     ``.json`` suffix (``out/m_int8.tflite`` -> ``out/m_int8.json``)."""
     return Path(tflite_path).with_suffix(".json")
+
+
+def default_input_size(opts, entry):
+    """Returns the image side ``run`` uses without ``input_size``: the size named weights
+    (``weights="cifar10"``, ``kerasnets.models.pretrained``) were trained at, else 32 or the
+    model's smallest size. Raises ``ValueError`` for named weights the model does not have."""
+    from kerasnets.models import pretrained
+
+    if isinstance(opts.weights, str) and opts.weights in pretrained.NAMED_WEIGHTS:
+        return pretrained.shipped_weights(opts.model, opts.weights).build["input_shape"][0]
+    return max(32, entry.min_size)
 
 
 def build_model(opts, image_size, num_classes):
@@ -250,7 +300,7 @@ def run(opts):
 
     entry = _check_options(opts)
     out = check_writable_dir(opts.out)
-    image_size = opts.input_size or max(32, entry.min_size)
+    image_size = opts.input_size or default_input_size(opts, entry)
     mode = data.preprocessing_mode(entry, opts.model_kwargs)
 
     log.info("loading data (%dx%d images)", image_size, image_size)
@@ -312,6 +362,16 @@ def run(opts):
         calibration = data.preprocess(
             pick_calibration_images(train_set, opts.calibration_images, opts.seed), mode)
         report["calibration_images"] = len(calibration)
+    ptq_model = None
+    if opts.compare_ptq and opts.qat and opts.precision == "int8":
+        log.info("converting the float model to int8 TFLite (post-training quantization)")
+        ptq_model = convert(model, "int8", calibration, int8_io=opts.int8_io,
+                            hard_swish=opts.hard_swish, progress=opts.progress)
+        ptq_outputs = tflite_predict(ptq_model, data.preprocess(eval_set.images, mode),
+                                     progress=opts.progress)
+        report["ptq_accuracy"] = accuracy(ptq_outputs, eval_set.labels)
+        report["ptq_agreement"] = agreement(ptq_outputs, float_outputs)
+        report["ptq_size_bytes"] = len(ptq_model)
     log.info("converting to %s TFLite%s", opts.precision, " (QAT)" if opts.qat else "")
     start = time.perf_counter()
     tflite_model = convert(source, opts.precision, calibration, int8_io=opts.int8_io,
@@ -339,6 +399,9 @@ def run(opts):
                                       progress=opts.progress)
         report["fp32_size_bytes"] = len(fp32_model)
         report["fp32_tflite_accuracy"] = accuracy(fp32_outputs, eval_set.labels)
+        if opts.latency_threads:
+            report["latency"] = compare_latency(
+                {"fp32": fp32_model, opts.precision: tflite_model}, opts.latency_threads)
 
     tflite_path = out / tflite_name(opts)
     report["tflite_path"] = str(tflite_path)

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+import kerasnets
 from kerasnets import export, workflow
 from kerasnets._keras import keras, layers
 from kerasnets.cli import COMMANDS, demo, main
@@ -138,11 +139,18 @@ def test_every_command_answers_help(command):
         assert all(name in done.stdout for name in COMMANDS)
 
 
-def test_demo_trains_the_converter_does_not(monkeypatch):
+def test_demo_starts_from_the_shipped_weights_and_compares_ptq_qat_and_latency(monkeypatch):
     seen = []
     monkeypatch.setattr(workflow, "run", seen.append)
     demo.run_demo("unused")
-    assert seen[0].epochs == demo.DEMO_EPOCHS > 0 and seen[0].qat
+    opts = seen[0]
+    assert (opts.model, opts.weights, opts.epochs) == ("mobilenet_v3_small", "cifar10", 0)
+    assert opts.qat and opts.qat_epochs > 0 and opts.compare_ptq and opts.compare_fp32
+    assert opts.latency_threads > 0
+    # The input size the shipped weights were trained at (its first conv fits any size; the
+    # accuracy only holds at that one).
+    assert opts.input_size == kerasnets.create_model(
+        "mobilenet_v3_small", weights="cifar10").input_shape[1]
     assert workflow.Options(model="m", out="o").epochs == 0
 
 

@@ -304,6 +304,10 @@ def test_cli_transfer_learning_from_a_1000_class_file(imagenet_style_weights, ti
     (["--model", "mobilenet_v2", "--out", "{tmp}/file.txt/out"], "cannot be written"),
     (["--model", "mobilenet_v2", "--input-size", "16"], "at least 32"),
     (["--model", "mobilenet_v2", "--new-head"], "--new-head .* needs --weights"),
+    (["--model", "resnet50", "--weights", "cifar10"], "'resnet50' has no shipped weights"),
+    (["--model", "mobilenet_v3_small", "--weights", "cifar10", "--input-size", "96"],
+     r"need input_shape=\(\d+, \d+, 3\); received input_shape=\(96, 96, 3\)"),
+    (["--model", "mobilenet_v3_small", "--weights", "imagenet"], "kerasnets never downloads"),
 ])
 def test_cli_bad_input_exits_2_with_a_message(args, message, tiny_folder, tmp_path, caplog):
     (tmp_path / "empty").mkdir()
@@ -363,7 +367,8 @@ def test_qat_pipeline_report_and_demo_table(tiny_folder, tmp_path):
 
     report = workflow.run(workflow.Options(
         model="mobilenet_v3_small", out=tmp_path / "out", precision="int8", qat=True,
-        epochs=0, qat_epochs=1, data=tiny_folder, compare_fp32=True, progress=False))
+        epochs=0, qat_epochs=1, data=tiny_folder, compare_fp32=True, compare_ptq=True,
+        latency_threads=1, progress=False))
     tflite_model = (tmp_path / "out" / "mobilenet_v3_small_int8_qat.tflite").read_bytes()
     assert report["qat"] is True and report["qat_accuracy"] is not None
     assert set(_inner_dtypes(tflite_model).values()) <= {"int8", "int32"}
@@ -378,8 +383,17 @@ def test_qat_pipeline_report_and_demo_table(tiny_folder, tmp_path):
     outputs = export.tflite_predict(tflite_model, data.preprocess(held.images, "raw"))
     assert report["tflite_accuracy"] == pytest.approx(np.mean(outputs.argmax(-1) == held.labels))
     assert report["fp32_size_bytes"] > 3 * report["size_bytes"]
+    # PTQ of the float model: its accuracy and agreement with the float model, from the runtime.
+    assert 0 <= report["ptq_accuracy"] <= 1 and 0 <= report["ptq_agreement"] <= 1
+    assert report["fp32_size_bytes"] > 3 * report["ptq_size_bytes"]
+    latency = report["latency"]
+    assert latency["threads"] == 1 and latency["fp32_ms"] > 0 and latency["int8_ms"] > 0
+    assert latency["ratio"] == pytest.approx(latency["int8_ms"] / latency["fp32_ms"], abs=2e-3)
+    assert latency["cpu"].startswith("CPU: ")
     table = format_table(report)
     assert f"{100 * report['tflite_accuracy']:.1f} %" in table
+    assert "TFLite int8 PTQ" in table and f"{100 * report['ptq_accuracy']:.1f} %" in table
+    assert f"int8/fp32 {latency['ratio']:.2f}" in table
     assert f"XNNPACK partitions: {report['xnnpack_partitions']}" in table
 
 

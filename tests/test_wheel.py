@@ -78,6 +78,7 @@ def test_wheel_holds_every_subpackage_and_the_embedded_data(wheel):
     for package in _packages(REPO):
         assert f"{package.replace('.', '/')}/__init__.py" in names, package
     assert "kerasnets/data/cifar10_mini.zip" in names
+    assert "kerasnets/data/weights/mobilenet_v3_small_cifar10.h5" in names  # weights="cifar10"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "kerasnets = kerasnets.cli:run" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
@@ -92,15 +93,17 @@ def test_installed_command_converts_benchmarks_and_predicts(installed):
 
     assert "predict" in _run([kerasnets, "--help"], cwd=work, env=env).stdout
 
-    done = _run([kerasnets, "convert", "--model", "mobilenet_v3_small", "--input-size", "32",
+    # The shipped CIFAR-10 weights, loaded by name from the installed package.
+    done = _run([kerasnets, "convert", "--model", "mobilenet_v3_small", "--weights", "cifar10",
                  "--precision", "fp32", "--epochs", "0", "--out", "out", "--no-progress"],
                 cwd=work, env=env)
     summary = json.loads(done.stdout)  # stdout holds the JSON alone
     model = work / summary["tflite_path"]
     assert model == work / "out" / "mobilenet_v3_small_fp32.tflite" and model.is_file()
     # The embedded data set, read from the installed package.
-    data = json.loads((work / summary["report_path"]).read_text())["data"]
-    assert data.startswith(str(Path(where).parent / "data" / "cifar10_mini.zip")), data
+    report = json.loads((work / summary["report_path"]).read_text())
+    assert report["data"].startswith(str(Path(where).parent / "data" / "cifar10_mini.zip"))
+    assert report["weights"] == "cifar10" and report["float_accuracy"] > 0.5
     assert "I0000" not in done.stderr and "absl::InitializeLog" not in done.stderr
 
     _run([kerasnets, "bench", model, "--target", "local", "--runs", "2", "--warmup", "1",

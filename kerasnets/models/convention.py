@@ -52,6 +52,9 @@ def check_common_args(weights, include_top, pooling, classes, classifier_activat
         if not os.path.isfile(weights):
             hint = (" kerasnets never downloads weights: pass the path of a downloaded "
                     "keras.applications .h5 file.") if str(weights) == "imagenet" else ""
+            if str(weights) == "cifar10":
+                hint = (" The shipped CIFAR-10 weights load by model name: "
+                        "kerasnets.create_model(NAME, weights='cifar10').")
             raise ValueError(
                 f"`weights` must be None or the path to an existing weights file; received "
                 f"weights={str(weights)!r}, which is not a file.{hint}"

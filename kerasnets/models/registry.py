@@ -10,6 +10,7 @@ import difflib
 import fnmatch
 from typing import Callable, Optional
 
+from kerasnets.models import pretrained
 from kerasnets.models.features import DEFAULT_STRIDES, feature_model
 
 _REGISTRY = {}
@@ -73,11 +74,15 @@ def create_model(name, features_only=False, out_strides=DEFAULT_STRIDES, **kwarg
     """Returns a new Keras model of the registered ``name``, built with ``kwargs``.
 
     ``kwargs`` follow the keras.applications convention (``input_shape``, ``classes``,
-    ``weights``, ``include_top``, ...). With ``features_only=True`` the model is the backbone
+    ``weights``, ``include_top``, ...). ``weights="cifar10"`` loads the weights that ship with
+    kerasnets (``kerasnets.models.pretrained``; MobileNetV3-Small) and builds the input shape and
+    classes they need; any other non-path value raises ``ValueError``, nothing is downloaded. With ``features_only=True`` the model is the backbone
     whose outputs are its feature maps at the output strides ``out_strides``
     (``kerasnets.models.features.feature_model``), for detection and segmentation heads.
     """
     entry = get_entry(name)
+    if isinstance(kwargs.get("weights"), str) and kwargs["weights"] in pretrained.NAMED_WEIGHTS:
+        kwargs = pretrained.build_kwargs(name, kwargs)
     if not isinstance(features_only, bool):
         raise ValueError(
             f"`features_only` must be True or False; received features_only={features_only!r}"
