@@ -1,8 +1,8 @@
 """Where a QAT Keras model and its TFLite models part ways, layer by layer.
 
 Issue 5 asks the int8 model to agree with the QAT Keras model it came from on >= 99 % of real
-images. This script shows what the disagreement is made of. It trains a small model briefly,
-fine-tunes it with ``kerasnets.quantization.qat.quantize_model``, and compares the QAT Keras model with
+images. This script shows what the disagreement is made of. It trains a small model briefly (or loads
+trained weights, ``--weights``), fine-tunes it with ``kerasnets.quantization.qat.quantize_model``, and compares the QAT Keras model with
 
 - its int8 TFLite model (what ships), and
 - its fp32 TFLite model: the converter keeps the QAT graph's fake-quant points as
@@ -10,8 +10,8 @@ fine-tunes it with ``kerasnets.quantization.qat.quantize_model``, and compares t
   with no int8 kernels and none of kerasnets' int8 rewrites involved.
 
 Then, for sub-models cut after evenly spaced layers, the Keras QAT output against the fp32
-TFLite output of the same sub-model: the relative RMS difference and the share of values that
-differ at all. A converter or rewrite bug shows as a jump at one layer; rounding at the
+and the int8 TFLite outputs of the same sub-model: the relative RMS difference and the share of
+values that differ at all. A converter or rewrite bug shows as a jump at one layer; rounding at the
 fake-quant points (a value that lands near a rounding boundary in one runtime and just across
 it in the other moves one int8 step, and moves what follows) shows as a share that grows slowly
 with depth.
@@ -33,10 +33,12 @@ log = logging.getLogger("qat_tflite_drift")
 
 
 def drift_table(model, inputs, points):
-    """Returns rows ``(index, layer name, layer type, relative RMS, share differing)`` comparing
-    Keras and fp32 TFLite outputs of sub-models of ``model`` cut after ``points`` layers."""
+    """Returns rows ``(index, layer name, layer type, {precision: (relative RMS, share
+    differing)})`` comparing the Keras outputs of sub-models of ``model`` cut after ``points``
+    layers with their fp32 TFLite and int8 TFLite outputs (the int8 model dequantizes the cut
+    layer's output: its int8 values, at the scale the QAT model learned there)."""
     from kerasnets._keras import keras
-    from kerasnets import export, workflow
+    from kerasnets import export
 
     last = len(model.layers) - 1
     cuts = sorted(set(np.linspace(1, last, points).round().astype(int).tolist()))
@@ -45,14 +47,18 @@ def drift_table(model, inputs, points):
         layer = model.layers[index]
         sub = keras.Model(model.input, layer.output)
         want = sub(inputs, training=False).numpy()
-        got = export.tflite_predict(export.convert(sub, "fp32"), inputs)
-        diff = got - want
-        rel_rms = float(np.sqrt(np.mean(diff ** 2) / max(np.mean(want ** 2), 1e-24)))
-        differing = float(np.mean(np.abs(diff) > 1e-6 * max(np.abs(want).max(), 1e-12)))
+        scale = max(np.abs(want).max(), 1e-12)
+        measured = {}
+        for precision in ("fp32", "int8"):
+            got = export.tflite_predict(export.convert(sub, precision, inputs), inputs)
+            diff = got - want
+            measured[precision] = (
+                float(np.sqrt(np.mean(diff ** 2) / max(np.mean(want ** 2), 1e-24))),
+                float(np.mean(np.abs(diff) > 1e-6 * scale)))
         inner = getattr(layer, "layer", layer)  # the layer a QuantizeWrapper wraps
-        rows.append((index, layer.name, type(inner).__name__, rel_rms, differing))
-        log.info("layer %d/%d %s: relative RMS %.4f, %.1f %% of values differ", index, last,
-                 layer.name, rel_rms, 100 * differing)
+        rows.append((index, layer.name, type(inner).__name__, measured))
+        log.info("layer %d/%d %s: relative RMS fp32 %.4f, int8 %.4f", index, last, layer.name,
+                 measured["fp32"][0], measured["int8"][0])
     return rows
 
 
@@ -74,12 +80,15 @@ def run(args):
 
     keras.utils.set_random_seed(args.seed)
     model = create_model(args.model, input_shape=(args.input_size,) * 2 + (3,),
-                         classes=len(train_set.class_names))
-    log.info("float training, %d epochs", args.epochs)
-    workflow.train(model, train_set, mode, args.epochs, 2e-3, seed=args.seed)
+                         classes=len(train_set.class_names), weights=args.weights)
+    epochs = 0 if args.weights else args.epochs
+    if epochs:
+        log.info("float training, %d epochs", epochs)
+        workflow.train(model, train_set, mode, epochs, 2e-3, seed=args.seed)
     qat_model = quantize_model(model)
     log.info("QAT fine-tuning, %d epochs", args.qat_epochs)
-    workflow.train(qat_model, train_set, mode, args.qat_epochs, 2e-4, seed=args.seed)
+    workflow.train(qat_model, train_set, mode, args.qat_epochs, args.qat_learning_rate,
+                   seed=args.seed)
 
     inputs = data.preprocess(test_set.images, mode)
     keras_outputs = qat_model.predict(inputs, verbose=0)
@@ -90,21 +99,25 @@ def run(args):
             export.tflite_predict(tflite_model, inputs), keras_outputs)
     rows = drift_table(qat_model, inputs, args.points)
 
+    start = f"weights {args.weights}" if args.weights else f"{epochs} epochs"
     lines = [
         f"{args.model} at {args.input_size}x{args.input_size}, {len(train_set)} training images, "
-        f"{args.epochs}+{args.qat_epochs} epochs; {len(test_set)} test images "
+        f"{start} + {args.qat_epochs} QAT epochs; {len(test_set)} test images "
         f"(QAT Keras accuracy {100 * export.accuracy(keras_outputs, test_set.labels):.1f} %)",
         f"top-1 agreement with the QAT Keras model: int8 TFLite "
         f"{100 * agreements['int8']:.1f} %, fp32 TFLite of the same QAT graph "
         f"{100 * agreements['fp32']:.1f} %",
         "",
-        "Keras QAT vs fp32 TFLite, sub-model cut after layer:",
+        "Keras QAT vs TFLite, sub-model cut after layer (relative RMS difference, share of "
+        "values that differ):",
     ]
-    width = max(len(name) for _, name, _, _, _ in rows)
-    lines.append(f"{'layer':>5}  {'name'.ljust(width)}  {'type':<22}  {'rel. RMS':>8}  differ %")
-    for index, name, kind, rel_rms, differing in rows:
-        lines.append(f"{index:>5}  {name.ljust(width)}  {kind:<22}  {rel_rms:8.4f}  "
-                     f"{100 * differing:8.1f}")
+    width = max(len(name) for _, name, _, _ in rows)
+    lines.append(f"{'layer':>5}  {'name'.ljust(width)}  {'type':<22}  {'fp32 RMS':>8}  "
+                 f"{'differ %':>8}  {'int8 RMS':>8}  {'differ %':>8}")
+    for index, name, kind, measured in rows:
+        (fp32_rms, fp32_share), (int8_rms, int8_share) = measured["fp32"], measured["int8"]
+        lines.append(f"{index:>5}  {name.ljust(width)}  {kind:<22}  {fp32_rms:8.4f}  "
+                     f"{100 * fp32_share:8.1f}  {int8_rms:8.4f}  {100 * int8_share:8.1f}")
     return "\n".join(lines)
 
 
@@ -124,8 +137,12 @@ def build_parser():
                         help="test images per class (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=4,
                         help="float training epochs (default: %(default)s)")
+    parser.add_argument("--weights", help="start from these float weights (.h5) instead of "
+                        "float training, e.g. kerasnets/data/weights/mobilenet_v3_small_cifar10.h5")
     parser.add_argument("--qat-epochs", type=int, default=1,
                         help="QAT fine-tuning epochs (default: %(default)s)")
+    parser.add_argument("--qat-learning-rate", type=float, default=2e-4,
+                        help="peak QAT learning rate (default: %(default)s)")
     parser.add_argument("--points", type=int, default=25,
                         help="how many layers to cut after (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
