@@ -97,7 +97,8 @@ def test_command_line_zip_paths_name_the_folder_inside(tmp_path):
     for spec in (tmp_path / "one.zip", f"{tmp_path}/one.zip:train", tmp_path / "root.zip"):
         source = loader.open_source(str(spec))
         assert (source.kind, source.num_examples, source.class_names) == ("folder", 4, ("a", "b"))
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match=r"has no folder 'test'; its top-level folders: "
+                                         r"\['train'\]"):
         loader.open_source(f"{tmp_path}/one.zip:test")
 
 

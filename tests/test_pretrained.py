@@ -49,6 +49,12 @@ def test_a_model_without_shipped_weights_lists_the_models_that_have_them():
         kerasnets.create_model("resnet50", weights="cifar10")
 
 
+def test_an_unknown_weights_name_lists_the_shipped_ones():
+    with pytest.raises(ValueError, match=r"weights='cifar100', which is not a file\. Named "
+                                         r"weights that ship with kerasnets: 'cifar10'"):
+        kerasnets.create_model("mobilenet_v3_small", weights="cifar100")
+
+
 def test_the_builder_points_named_weights_to_create_model():
     with pytest.raises(ValueError, match=r"create_model\(NAME, weights='cifar10'\)"):
         kerasnets.MobileNetV3Small(weights="cifar10", classes=10)

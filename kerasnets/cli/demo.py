@@ -94,8 +94,9 @@ def format_table(report, seconds=None):
                      f"{latency['fp32_ms']:.2f} ms, int8 {latency['int8_ms']:.2f} ms "
                      f"(int8/fp32 {latency['ratio']:.2f}), measured on this")
         lines.append(f"  {latency['cpu']}")
-    times = (f"train {report['train_seconds']:.0f} s, QAT {report.get('qat_seconds', 0):.0f} s, "
-             f"int8 conversion {report['convert_seconds']:.0f} s")
+    times = (f"train {report['train_seconds']:.0f} s, " if report["epochs"] else "") + (
+        f"QAT {report.get('qat_seconds', 0):.0f} s, int8 conversion "
+        f"{report['convert_seconds']:.0f} s")
     if seconds is not None:
         times += f", total {seconds / 60:.1f} min"
     lines.append(times)

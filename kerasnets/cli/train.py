@@ -77,7 +77,9 @@ def build_parser(prog: str = "kerasnets train") -> argparse.ArgumentParser:
         help="builder argument, repeatable (JSON values), e.g. alpha=0.35 dropout_rate=0")
     add("--weights", help="initial weights (.h5) for the model (e.g. for --qat)")
     add("--input-size", type=int, help="image side (default: the model's default size)")
-    add("--data", help="training data (default: the embedded CIFAR-10 subset)")
+    add("--data", help="training data: an image folder, ARCHIVE.zip[:FOLDER] (FOLDER: the "
+        "image folder inside the zip; default its single top-level folder), TFRecord files or "
+        "tfds:NAME (default: the embedded CIFAR-10 subset)")
     add("--eval-data", help="evaluation data (default: the embedded test split without --data)")
     add("--data-dir", help="folder of prepared TensorFlow Datasets (tfds: data)")
     add("--classes", type=int,

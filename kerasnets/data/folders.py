@@ -117,7 +117,8 @@ def zip_folder(spec: Union[str, Path]) -> Optional[ZipFolder]:
     ``ARCHIVE.zip`` alone names its one top-level folder when every member lies under a single
     folder (``train50k.zip`` holds ``train/<class>/NNNN.jpg``), else the zip's root.
 
-    Raises ``ValueError`` when the zip file does not exist or cannot be read.
+    Raises ``ValueError`` when the zip file does not exist or cannot be read, or holds no
+    ``FOLDER`` (the message lists its top-level folders).
     """
     text = str(spec)
     archive, sep, folder = text.partition(".zip:")
@@ -129,16 +130,19 @@ def zip_folder(spec: Union[str, Path]) -> Optional[ZipFolder]:
         return None
     if not Path(archive).is_file():
         raise ValueError(f"zip file {archive!r} (of data {text!r}) does not exist")
+    try:
+        with zipfile.ZipFile(archive) as handle:
+            names = handle.namelist()
+    except (OSError, zipfile.BadZipFile) as err:
+        raise ValueError(f"cannot read the zip file {archive}: {err}") from err
+    tops = sorted({name.split("/", 1)[0] for name in names if "/" in name.strip("/")})
     if folder is None:
-        try:
-            with zipfile.ZipFile(archive) as handle:
-                tops = {name.split("/", 1)[0] for name in handle.namelist()
-                        if "/" in name.strip("/")}
-                loose = [name for name in handle.namelist() if "/" not in name.strip("/")
-                         and not name.endswith("/")]
-        except (OSError, zipfile.BadZipFile) as err:
-            raise ValueError(f"cannot read the zip file {archive}: {err}") from err
-        folder = tops.pop() if len(tops) == 1 and not loose else ""
+        loose = [name for name in names if "/" not in name.strip("/") and not name.endswith("/")]
+        folder = tops[0] if len(tops) == 1 and not loose else ""
+    elif folder.strip("/") and not any(name.startswith(folder.strip("/") + "/")
+                                       for name in names):
+        raise ValueError(f"data {text!r}: the zip file {archive} has no folder "
+                         f"{folder.strip('/')!r}; its top-level folders: {tops}")
     return ZipFolder(Path(archive), folder.strip("/"))
 
 

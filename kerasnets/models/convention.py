@@ -55,6 +55,9 @@ def check_common_args(weights, include_top, pooling, classes, classifier_activat
             if str(weights) == "cifar10":
                 hint = (" The shipped CIFAR-10 weights load by model name: "
                         "kerasnets.create_model(NAME, weights='cifar10').")
+            else:
+                hint += (" Named weights that ship with kerasnets: 'cifar10' "
+                         "(kerasnets.create_model(NAME, weights='cifar10')).")
             raise ValueError(
                 f"`weights` must be None or the path to an existing weights file; received "
                 f"weights={str(weights)!r}, which is not a file.{hint}"
