@@ -362,13 +362,13 @@ def run(opts):
         calibration = data.preprocess(
             pick_calibration_images(train_set, opts.calibration_images, opts.seed), mode)
         report["calibration_images"] = len(calibration)
-    ptq_model = None
+    # The evaluation images as every TFLite model here takes them.
+    eval_inputs = data.preprocess(eval_set.images, mode)
     if opts.compare_ptq and opts.qat and opts.precision == "int8":
         log.info("converting the float model to int8 TFLite (post-training quantization)")
         ptq_model = convert(model, "int8", calibration, int8_io=opts.int8_io,
                             hard_swish=opts.hard_swish, progress=opts.progress)
-        ptq_outputs = tflite_predict(ptq_model, data.preprocess(eval_set.images, mode),
-                                     progress=opts.progress)
+        ptq_outputs = tflite_predict(ptq_model, eval_inputs, progress=opts.progress)
         report["ptq_accuracy"] = accuracy(ptq_outputs, eval_set.labels)
         report["ptq_agreement"] = agreement(ptq_outputs, float_outputs)
         report["ptq_size_bytes"] = len(ptq_model)
@@ -379,8 +379,7 @@ def run(opts):
     report["convert_seconds"] = round(time.perf_counter() - start, 1)
 
     log.info("evaluating the TFLite model")
-    tflite_outputs = tflite_predict(tflite_model, data.preprocess(eval_set.images, mode),
-                                    progress=opts.progress)
+    tflite_outputs = tflite_predict(tflite_model, eval_inputs, progress=opts.progress)
     report["tflite_accuracy"] = accuracy(tflite_outputs, eval_set.labels)
     # "The Keras model it came from": the QAT model for --qat, the float model otherwise.
     report["agreement"] = agreement(tflite_outputs, source_outputs)
@@ -395,8 +394,7 @@ def run(opts):
         log.info("converting the float model to fp32 TFLite for comparison")
         fp32_model = tflite_model if opts.precision == "fp32" and not opts.qat else convert(
             model, "fp32", progress=opts.progress)
-        fp32_outputs = tflite_predict(fp32_model, data.preprocess(eval_set.images, mode),
-                                      progress=opts.progress)
+        fp32_outputs = tflite_predict(fp32_model, eval_inputs, progress=opts.progress)
         report["fp32_size_bytes"] = len(fp32_model)
         report["fp32_tflite_accuracy"] = accuracy(fp32_outputs, eval_set.labels)
         if opts.latency_threads:

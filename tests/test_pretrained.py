@@ -25,7 +25,7 @@ def test_shipped_weights_reach_the_reported_accuracy_on_the_embedded_test_images
     model = kerasnets.create_model("mobilenet_v3_small", weights="cifar10")
     size = model.input_shape[1]
     test = data.load_image_folder(data.embedded_dataset("test"), size, progress=False)
-    assert test.class_names == pretrained.CIFAR10_CLASSES
+    assert test.class_names == pretrained.CIFAR10["mobilenet_v3_small"].class_names
     outputs = model.predict(data.preprocess(test.images, "raw"), batch_size=250, verbose=0)
     top1 = float(np.mean(outputs.argmax(-1) == test.labels))
     assert abs(top1 - REPORTED_TOP1) <= 0.02, (top1, REPORTED_TOP1)

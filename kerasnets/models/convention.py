@@ -10,6 +10,7 @@ import numbers
 import os
 
 from kerasnets._keras import backend, keras, layers
+from kerasnets.models.pretrained import NAMED_WEIGHTS
 
 POOLING_CHOICES = (None, "avg", "max")
 CHANNEL_CHOICES = (1, 3)
@@ -52,12 +53,13 @@ def check_common_args(weights, include_top, pooling, classes, classifier_activat
         if not os.path.isfile(weights):
             hint = (" kerasnets never downloads weights: pass the path of a downloaded "
                     "keras.applications .h5 file.") if str(weights) == "imagenet" else ""
-            if str(weights) == "cifar10":
-                hint = (" The shipped CIFAR-10 weights load by model name: "
-                        "kerasnets.create_model(NAME, weights='cifar10').")
+            if str(weights) in NAMED_WEIGHTS:
+                hint = (f" The shipped weights load by model name: "
+                        f"kerasnets.create_model(NAME, weights={str(weights)!r}).")
             else:
-                hint += (" Named weights that ship with kerasnets: 'cifar10' "
-                         "(kerasnets.create_model(NAME, weights='cifar10')).")
+                hint += (f" Named weights that ship with kerasnets: "
+                         f"{', '.join(map(repr, NAMED_WEIGHTS))} "
+                         f"(kerasnets.create_model(NAME, weights={NAMED_WEIGHTS[0]!r})).")
             raise ValueError(
                 f"`weights` must be None or the path to an existing weights file; received "
                 f"weights={str(weights)!r}, which is not a file.{hint}"

@@ -2,8 +2,9 @@
 
 ``"cifar10"`` is the only named weight set. Each entry records the file (in
 ``kerasnets/data/weights/``), its sha256, the build arguments the weights need (input shape,
-classes) and the test accuracy measured when they were made; ``kerasnets/data/README.md`` gives
-the exact ``kerasnets train`` command that made each file. Nothing is ever downloaded.
+classes) and the class of each output; ``kerasnets/data/README.md`` gives the exact
+``kerasnets train`` command that made each file and the accuracy it reached. Nothing is ever
+downloaded.
 """
 
 import dataclasses
@@ -20,22 +21,16 @@ class ShippedWeights:
     """One shipped weight file.
 
     Attributes:
-      model: the registry name it belongs to.
       file: file name in ``WEIGHTS_DIR`` (a Keras ``.h5`` weights file).
       sha256: hex digest of the file.
       build: keyword arguments the model must be built with (``input_shape``, ``classes``).
       class_names: the class of each output index.
-      top1: top-1 accuracy (fraction) on the 2,000 test images of ``../shared/data/cifar10/test``.
-      top1_embedded: top-1 accuracy on the embedded test split (500 of those 2,000 images).
     """
 
-    model: str
     file: str
     sha256: str
     build: Dict[str, Any]
     class_names: Tuple[str, ...]
-    top1: float
-    top1_embedded: float
 
     @property
     def path(self) -> Path:
@@ -48,10 +43,9 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 # model name -> its "cifar10" weights.
 CIFAR10 = {
     "mobilenet_v3_small": ShippedWeights(
-        "mobilenet_v3_small", "mobilenet_v3_small_cifar10.h5",
+        "mobilenet_v3_small_cifar10.h5",
         "ac8acb8ecccaede0b71fc741f5e67835c3970a3a5918d398cfec854733aee68a",
-        {"input_shape": (64, 64, 3), "classes": 10}, CIFAR10_CLASSES, top1=0.8475,
-        top1_embedded=0.838),
+        {"input_shape": (64, 64, 3), "classes": 10}, CIFAR10_CLASSES),
 }
 
 

@@ -76,8 +76,8 @@ def create_model(name, features_only=False, out_strides=DEFAULT_STRIDES, **kwarg
     ``kwargs`` follow the keras.applications convention (``input_shape``, ``classes``,
     ``weights``, ``include_top``, ...). ``weights="cifar10"`` loads the weights that ship with
     kerasnets (``kerasnets.models.pretrained``; MobileNetV3-Small) and builds the input shape and
-    classes they need; any other non-path value raises ``ValueError``, nothing is downloaded. With ``features_only=True`` the model is the backbone
-    whose outputs are its feature maps at the output strides ``out_strides``
+    classes they need; any other non-path value raises ``ValueError``, nothing is downloaded.
+    With ``features_only=True`` the model is the backbone whose outputs are its feature maps at the output strides ``out_strides``
     (``kerasnets.models.features.feature_model``), for detection and segmentation heads.
     """
     entry = get_entry(name)
