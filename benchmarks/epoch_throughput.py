@@ -78,8 +78,7 @@ def run_peer(args):
 
     mode = data.preprocessing_mode(get_entry(args.model))
     start = time.perf_counter()
-    images = data.load_image_folder(data.zip_folder(args.data) or args.data, args.input_size,
-                                    progress=False)
+    images = data.load_image_folder(args.data, args.input_size, progress=False)
     x = data.preprocess(images.images, mode).astype(np.float32)
     y = keras.utils.to_categorical(images.labels, len(images.class_names))
     keras.utils.set_random_seed(0)
@@ -125,7 +124,7 @@ def main(argv=None):
     peer_total, peer = run_peer(args)
     LOG.info("kerasnets: fit on %s with --cache", args.data)
     ours_total, ours = run_kerasnets(args)
-    count = len(data.list_images(data.zip_folder(args.data) or args.data).labels)
+    count = len(data.list_images(args.data).labels)
     # kerasnets trains count // batch full batches per epoch; Keras' fit also runs the last,
     # partial one.
     rows = [("kerasnets fit, zip, --cache", ours_total, ours,

@@ -220,10 +220,8 @@ def main(argv=None):
 
     configure_logging()
 
-    train_source = args.data / "train"
+    train_source = args.train or args.data / "train"
     try:
-        if args.train:
-            train_source = data.zip_folder(args.train) or Path(args.train)
         specs = [parse_model(spec) for spec in args.models]
         sets = {}
         for size in sorted({size for _, size, _ in specs}):

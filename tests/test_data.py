@@ -97,6 +97,9 @@ def test_command_line_zip_paths_name_the_folder_inside(tmp_path):
     for spec in (tmp_path / "one.zip", f"{tmp_path}/one.zip:train", tmp_path / "root.zip"):
         source = loader.open_source(str(spec))
         assert (source.kind, source.num_examples, source.class_names) == ("folder", 4, ("a", "b"))
+    # Every image-folder reader takes the same paths (convert --data, the benchmarks).
+    assert data.class_names(f"{tmp_path}/one.zip:train") == ("a", "b")
+    assert len(data.load_image_folder(tmp_path / "root.zip", 20, progress=False)) == 4
     with pytest.raises(ValueError, match=r"has no folder 'test'; its top-level folders: "
                                          r"\['train'\]"):
         loader.open_source(f"{tmp_path}/one.zip:test")

@@ -110,8 +110,9 @@ def embedded_dataset(split: str = "train") -> ZipFolder:
     return ZipFolder(EMBEDDED_ZIP, split)
 
 
-def zip_folder(spec: Union[str, Path]) -> Optional[ZipFolder]:
-    """Returns the ``ZipFolder`` a command-line data path names, ``None`` for other paths.
+def zip_folder(spec: Union[str, Path, ZipFolder]) -> Optional[ZipFolder]:
+    """Returns the ``ZipFolder`` a command-line data path names (a ``ZipFolder`` as is),
+    ``None`` for other paths.
 
     ``ARCHIVE.zip:FOLDER`` names the image folder ``FOLDER/<class>/<image>`` inside the zip;
     ``ARCHIVE.zip`` alone names its one top-level folder when every member lies under a single
@@ -120,6 +121,8 @@ def zip_folder(spec: Union[str, Path]) -> Optional[ZipFolder]:
     Raises ``ValueError`` when the zip file does not exist or cannot be read, or holds no
     ``FOLDER`` (the message lists its top-level folders).
     """
+    if isinstance(spec, ZipFolder):
+        return spec
     text = str(spec)
     archive, sep, folder = text.partition(".zip:")
     if sep:
@@ -187,6 +190,12 @@ def preprocess(images: ArrayLike, mode: str) -> ArrayLike:
     return images
 
 
+def _as_folder(source):
+    """Returns ``source`` with an ``ARCHIVE.zip[:FOLDER]`` path read as its ``ZipFolder``
+    (``zip_folder``): the one step that lets every image-folder reader take zip paths."""
+    return zip_folder(source) or source
+
+
 def _members(source):
     """Returns ``(description, {class name: [(file name, read_bytes)]})`` of an image folder
     (class folders without files included)."""
@@ -232,7 +241,8 @@ def class_names(source: Union[str, Path, ZipFolder]) -> Tuple[str, ...]:
 
     Raises ``ValueError`` when the folder is missing or holds no class sub-folder with files.
     """
-    return tuple(sorted(name for name, files in _classes(source)[1].items() if files))
+    return tuple(sorted(name for name, files in _classes(_as_folder(source))[1].items()
+                        if files))
 
 
 def check_same_classes(first: Union["ImageSet", Sequence[str]],
@@ -313,6 +323,7 @@ def _screen_folder(source, per_class=None, keep_images=False, progress=False):
 
     from kerasnets.data import screen
 
+    source = _as_folder(source)
     description, classes = _classes(source)
     names = tuple(sorted(classes))
     entries = [(label, name, read) for label, class_name in enumerate(names)

@@ -223,8 +223,7 @@ def open_source(source: Union[str, Path, kdata.ZipFolder, DataSource], *,
     """
     if isinstance(source, DataSource):
         return source
-    if not isinstance(source, kdata.ZipFolder):
-        source = kdata.zip_folder(source) or source
+    source = kdata.zip_folder(source) or source
     if classes is not None:
         check_positive_int("classes", classes)
     if not isinstance(label_offset, int) or label_offset < 0:
