@@ -72,22 +72,25 @@ def build_model(arch, model_kwargs, classes):
 
 
 def train_joint(model, image_set, mode, epochs, learning_rate, batch_size, seed, qat=False,
-                strategy="default"):
+                strategy="default", recipe="finetune", checkpoint_dir=None, resume=False):
     """Returns the ``kerasnets.training.fit.FitResult`` of joint training on ``image_set``.
 
-    ``fit`` with recipe ``finetune`` (Adam, learning rate cosine-decayed from
-    ``learning_rate``, CIFAR augmentation): Keras applies its one cross-entropy to every exit
-    with weight 1, i.e. the uniform joint loss of MSDNet (``kerasnets.training.early_exit``).
-    ``model`` is a function that builds the model (inside the strategy's scope) or a model built
-    under ``strategy``; ``qat`` trains its ``quantize_model`` form (``FitResult.model``).
+    ``fit`` with ``recipe`` (default ``finetune``: Adam, learning rate cosine-decayed from
+    ``learning_rate`` or the recipe's, CIFAR augmentation): Keras applies its one cross-entropy
+    to every exit with weight 1, i.e. the uniform joint loss of MSDNet
+    (``kerasnets.training.early_exit``). ``model`` is a function that builds the model (inside
+    the strategy's scope) or a model built under ``strategy``; ``qat`` trains its
+    ``quantize_model`` form (``FitResult.model``). ``checkpoint_dir`` and ``resume`` are
+    ``fit``'s (``AlreadyComplete`` when ``resume`` finds the run finished).
     """
     from kerasnets.data import loader
     from kerasnets.training.fit import fit
 
     train = loader.Input(loader.from_image_set(image_set), image_set.images.shape[1], mode,
                          batch_size, augment="cifar", seed=seed)
-    return fit(model, train, recipe="finetune", epochs=epochs, learning_rate=learning_rate,
-               strategy=strategy, qat=qat, seed=seed)
+    return fit(model, train, recipe=recipe, epochs=epochs, learning_rate=learning_rate,
+               strategy=strategy, qat=qat, seed=seed, checkpoint_dir=checkpoint_dir,
+               resume=resume, verbose=2 if checkpoint_dir is not None else "auto")
 
 
 def exit_accuracies(probabilities, labels):
@@ -182,13 +185,19 @@ def _calibrated_rows(held_probs, held_y, held_seconds, test_probs, test_y, test_
     held_stage_s = np.median(held_seconds, axis=0)
     rows = []
     for fraction in BUDGETS:
-        calibration = calibrate_thresholds(held_probs, held_y, held_stage_s,
-                                           fraction * float(held_stage_s.sum()))
-        rows.append({"budget_fraction": fraction, "thresholds": list(calibration.thresholds),
-                     "method": calibration.method,
-                     "held_out_accuracy": calibration.held_out.accuracy,
-                     **_policy_row(test_probs, test_y, test_seconds, calibration.thresholds,
-                                   macs)})
+        budget = fraction * float(held_stage_s.sum())
+        if budget < held_stage_s[0]:
+            # No policy is that cheap: the row shows the cheapest one, every image at exit 1.
+            thresholds = [0.0] * (len(held_stage_s) - 1)
+            method = "budget below exit 1's cost: all at exit 1"
+            held_accuracy = exit_accuracies(held_probs[:1], held_y)[0]
+        else:
+            calibration = calibrate_thresholds(held_probs, held_y, held_stage_s, budget)
+            thresholds, method = list(calibration.thresholds), calibration.method
+            held_accuracy = calibration.held_out.accuracy
+        rows.append({"budget_fraction": fraction, "thresholds": thresholds, "method": method,
+                     "held_out_accuracy": held_accuracy,
+                     **_policy_row(test_probs, test_y, test_seconds, thresholds, macs)})
     return rows
 
 
@@ -365,11 +374,12 @@ def _load_data(args):
     ``HOLDOUT_FRACTION`` of each training class."""
     from kerasnets import data
 
-    data.check_same_classes(data.class_names(args.data / "train"),
-                            data.class_names(args.data / "test"))
-    train_set = data.load_image_folder(args.data / "train", 32, args.train_per_class,
+    train_dir = args.train or args.data / "train"
+    test_dir = args.test or args.data / "test"
+    data.check_same_classes(data.class_names(train_dir), data.class_names(test_dir))
+    train_set = data.load_image_folder(train_dir, 32, args.train_per_class,
                                        progress=args.progress)
-    test_set = data.load_image_folder(args.data / "test", 32, args.test_per_class,
+    test_set = data.load_image_folder(test_dir, 32, args.test_per_class,
                                       progress=args.progress)
     train_set, held_set = data.split_holdout(train_set, HOLDOUT_FRACTION, args.seed)
     log.info("%d training, %d held-out, %d test images", len(train_set), len(held_set),
@@ -379,15 +389,26 @@ def _load_data(args):
 
 def _train_float(args, model_kwargs, train_set, mode):
     """Returns the float model, initialized with ``--seed`` and trained for ``--epochs`` (0:
-    left untrained)."""
+    left untrained); with ``--checkpoint-dir`` and ``--resume``, a stopped run continues and a
+    finished one is read from its final weights."""
     from kerasnets._keras import keras
+    from kerasnets.training.checkpoints import FINAL_WEIGHTS, AlreadyComplete
 
     classes = len(train_set.class_names)
     if not args.epochs:
         keras.utils.set_random_seed(args.seed)
         return build_model(args.arch, model_kwargs, classes)
-    return train_joint(lambda: build_model(args.arch, model_kwargs, classes), train_set, mode,
-                       args.epochs, args.learning_rate, args.batch_size, args.seed).model
+    resume = args.resume and (args.checkpoint_dir / "run.json").is_file()
+    try:
+        return train_joint(lambda: build_model(args.arch, model_kwargs, classes), train_set,
+                           mode, args.epochs, args.learning_rate, args.batch_size, args.seed,
+                           recipe=args.recipe, checkpoint_dir=args.checkpoint_dir,
+                           resume=resume).model
+    except AlreadyComplete:
+        log.info("training finished earlier: reading %s", args.checkpoint_dir / FINAL_WEIGHTS)
+        model = build_model(args.arch, model_kwargs, classes)
+        model.load_weights(str(args.checkpoint_dir / FINAL_WEIGHTS))
+        return model
 
 
 def _train_qat(args, model, train_set, mode):
@@ -489,6 +510,10 @@ def build_parser():
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="folder with train/<class>/ and test/<class>/ images "
                              "(default: ../shared/data/cifar10)")
+    parser.add_argument("--train", help="training images instead of <data>/train: an image "
+                        "folder or ARCHIVE.zip[:FOLDER], e.g. train50k.zip")
+    parser.add_argument("--test", help="test images instead of <data>/test (a folder or "
+                        "ARCHIVE.zip[:FOLDER])")
     parser.add_argument("--arch", choices=ARCHS, default="msdnet",
                         help="msdnet (MSDNetCifar) or densenet (MultiExitDenseNetCifar)")
     parser.add_argument("--model-kwargs", default="{}",
@@ -496,8 +521,17 @@ def build_parser():
                         % json.dumps(SMALL_MSDNET))
     parser.add_argument("--epochs", type=int, default=2,
                         help="training epochs (default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=2e-3,
-                        help="Adam learning rate, cosine-decayed (default: %(default)s)")
+    parser.add_argument("--recipe", default="finetune",
+                        help="kerasnets.training.recipes name of the float training "
+                             "(default: %(default)s: Adam, cosine decay from 2e-3 at batch 64)")
+    parser.add_argument("--learning-rate", type=float,
+                        help="peak learning rate (default: the recipe's, scaled to the batch)")
+    parser.add_argument("--checkpoint-dir", type=Path,
+                        help="checkpoints and final weights of the float training (default: "
+                             "none); with --resume a stopped run continues and a finished one "
+                             "is read back instead of trained again")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue (or read) the run in --checkpoint-dir")
     parser.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
     parser.add_argument("--train-per-class", type=int, help="only N training images per class")
     parser.add_argument("--test-per-class", type=int, help="only N test images per class")
@@ -532,6 +566,8 @@ def main(argv=None):
                          f"{getattr(args, name)}")
     if args.qat_epochs < 0:
         parser.error(f"--qat-epochs must be >= 0; received {args.qat_epochs}")
+    if args.resume and args.checkpoint_dir is None:
+        parser.error("--resume continues the run in --checkpoint-dir; give --checkpoint-dir")
     try:
         kwargs = json.loads(args.model_kwargs)
     except json.JSONDecodeError as err:

@@ -436,19 +436,26 @@ def test_export_rejects_bad_arguments(tiny_msdnet, tmp_path):
 
 
 @pytest.mark.slow
+def _confident_msdnet():
+    """Returns a tiny 3-exit MSDNet whose random exits are not near-uniform (logits spread), so
+    that tests can compare the classes of its int8 forms."""
+    keras.utils.set_random_seed(0)
+    model = randomize_batchnorm(ee.MSDNetCifar(blocks=3, step=1, base=1, growth_rate=2,
+                                               stem_channels=4, classifier_channels=8,
+                                               classes=CLASSES), spread=0.3)
+    for name in model.output_names:
+        kernel, bias = model.get_layer(name).get_weights()
+        model.get_layer(name).set_weights([8 * kernel, bias])
+    return model
+
+
 def test_qat_int8_stages_follow_the_qat_model(images, tmp_path):
     """QAT int8 stages: int8 inside every stage, and the staged LiteRT run gives the QAT Keras
     model's outputs (int8 arithmetic vs its fake quantization)."""
     from kerasnets.export.interpreter import inner_tensor_dtypes
     from kerasnets.quantization.qat import quantize_model
 
-    keras.utils.set_random_seed(0)
-    model = randomize_batchnorm(ee.MSDNetCifar(blocks=3, step=1, base=1, growth_rate=2,
-                                               stem_channels=4, classifier_channels=8,
-                                               classes=CLASSES), spread=0.3)
-    for name in model.output_names:  # spread the logits: random exits are near-uniform
-        kernel, bias = model.get_layer(name).get_weights()
-        model.get_layer(name).set_weights([8 * kernel, bias])
+    model = _confident_msdnet()
     qat_model = quantize_model(model)
     x, y = images
     # One pass in training mode sets the quantization ranges (the learning rate is 0).
@@ -472,6 +479,82 @@ def test_qat_int8_stages_follow_the_qat_model(images, tmp_path):
         assert (got.argmax(1) == want.argmax(1))[clear].all()
         clear_images += clear.sum()
     assert clear_images >= 10
+
+
+def test_int8_stages_hand_int8_features_on(images, tmp_path):
+    """int8 stages pass their features on as int8 tensors, without a DEQUANTIZE in one stage and
+    a QUANTIZE in the next (issue 16, item 4): only the image input and the exits are float. The
+    staged run gives what the converter's own stages give, chained through float features."""
+    from kerasnets.export.convert import convert
+    from kerasnets.export.interpreter import load_interpreter
+
+    x, _ = images
+    model = _confident_msdnet()
+    manifest = staged.export_stages(model, tmp_path, "int8", preprocessing="cifar10",
+                                    representative_images=x)
+    for k in (1, 2, 3):
+        runner = load_interpreter((tmp_path / f"stage{k}.tflite").read_bytes()) \
+            .get_signature_runner()
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
+        exit_name = f"output_{len(outputs) - 1}"
+        assert {np.dtype(d["dtype"]).name for d in inputs.values()} == \
+            ({"float32"} if k == 1 else {"int8"})
+        assert np.dtype(outputs[exit_name]["dtype"]) == np.float32
+        assert {np.dtype(d["dtype"]).name for n, d in outputs.items() if n != exit_name} == \
+            ({"int8"} if k < 3 else set())
+    # The converter's stages with float inputs and outputs, calibrated as export_stages does.
+    features, runners = [x], []
+    for stage in stage_split.split_stages(model):
+        runners.append(load_interpreter(convert(
+            stage.model, "int8", features if len(features) > 1 else features[0]))
+            .get_signature_runner())
+        out = stage.model.predict(features if len(features) > 1 else features[0], verbose=0)
+        features = (out if isinstance(out, list) else [out])[:-1]
+    reference = [[] for _ in runners]
+    for image in x:
+        features = [image[None]]
+        for k, runner in enumerate(runners):
+            names = sorted(runner.get_input_details())
+            out = runner(**dict(zip(names, features)))
+            out = [out[f"output_{i}"] for i in range(len(out))]
+            reference[k].append(out[-1][0])
+            features = out[:-1]
+    probs, _ = staged.StagedRuntime(manifest).profile(x)
+    # Exit 1 reads the image as before: the same numbers. Later stages requantize some int8
+    # features to the scale their concatenation takes with an int8-to-int8 QUANTIZE, where the
+    # converter's stages dequantize and quantize in float: the same up to one int8 step of a
+    # feature here and there.
+    np.testing.assert_array_equal(probs[0], np.array(reference[0]))
+    for got, want in zip(probs[1:], reference[1:]):
+        want = np.array(want)
+        assert np.abs(got - want).max() <= 0.02
+        assert np.abs(got - want).mean() <= 2e-3
+        top2 = np.sort(want, axis=1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > 0.04
+        assert clear.sum() >= 10
+        assert (got.argmax(1) == want.argmax(1))[clear].all()
+
+
+def test_runtime_refuses_stages_whose_features_do_not_connect():
+    """The runtime hands stage k's int8 features to stage k+1 as they are: a reader with another
+    dtype or quantization is refused, one with the writer's scale to float32 rounding is not."""
+    def feature(dtype, quantization=(0.0, 0)):
+        return {"dtype": dtype, "quantization": quantization}
+
+    exit_output = feature(np.float32)
+    writer = (None, [feature(np.float32)], [feature(np.int8, (0.05, -128)), exit_output])
+    paths = ["stage1.tflite", "stage2.tflite"]
+    for read, refused in ((feature(np.int8, (0.05 * (1 + 1e-7), -128)), False),
+                          (feature(np.int8, (0.06, -128)), True),
+                          (feature(np.int8, (0.05, -127)), True),
+                          (feature(np.float32), True)):
+        stages = [writer, (None, [read], [exit_output])]
+        if refused:
+            with pytest.raises(ValueError, match="'stage2.tflite' reads a .* where stage 1 "
+                                                 "writes int8 quantized"):
+                staged._check_hand_on(stages, paths)
+        else:
+            staged._check_hand_on(stages, paths)
 
 
 def test_cli_evaluates_stages_on_an_image_folder(fp32_export, cifar_dir, capsys):

@@ -234,3 +234,92 @@ def test_folding_the_input_rescaling_rounds_once_within_one_step():
     # the int8 input grid, scale 1: the pixel values themselves).
     exact = np.clip((grid / 127.5 - 1) / s_y + y["quantization"][1], -128, 127)
     assert np.abs(got_y - exact).max() <= 0.5 + 1e-3
+
+
+@pytest.fixture(scope="module")
+def two_output_int8():
+    """Returns ``(int8 .tflite bytes with float io, calibration inputs)`` of ``Input(8,8,3) ->
+    Conv2D(4,3,relu)`` with two outputs: the feature map (``output_0``, after a DEQUANTIZE)
+    and a softmax head on it (``output_1``), the shape of an early-exit stage. Its signature
+    input is ``images`` (``kerasnets.export.convert``'s name for a single input)."""
+    keras.utils.set_random_seed(0)
+    inputs = layers.Input((8, 8, 3), name="images")
+    features = layers.Conv2D(4, 3, activation="relu")(inputs)
+    head = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(features))
+    calibration = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype("float32")
+    model = keras.Model(inputs, [features, head])
+    return export.convert(model, "int8", calibration), calibration
+
+
+def _signature_run(tflite_model, feeds):
+    """Returns ``(outputs by name, input details, output details)`` of one signature call."""
+    runner = _litert(tflite_model).get_signature_runner()
+    return runner(**feeds), runner.get_input_details(), runner.get_output_details()
+
+
+def _quantize(x, quantization):
+    scale, zero_point = quantization
+    return np.clip(np.round(x / scale + zero_point), -128, 127).astype(np.int8)
+
+
+def test_int8_interfaces_hand_on_the_int8_tensors_of_the_float_model(two_output_int8):
+    """A float input and output made int8 carry the int8 values the QUANTIZE and DEQUANTIZE
+    they replace would have read and written: the same results."""
+    from kerasnets.export.int8_forms import int8_interfaces
+
+    tflite_model, calibration = two_output_int8
+    x = calibration[:1]
+    want, inputs, _ = _signature_run(tflite_model, {"images": x})
+    own = _litert(tflite_model)
+    quantize = next(op for op in own._get_ops_details() if op["op_name"] == "QUANTIZE")
+    input_quantization = own._get_tensor_details(quantize["outputs"][0], 0)["quantization"]
+    rewritten, quantization = int8_interfaces(tflite_model, ["images"], ["output_0"])
+    got, inputs, outputs = _signature_run(rewritten,
+                                          {"images": _quantize(x, input_quantization)})
+    assert inputs["images"]["dtype"] == np.int8
+    assert inputs["images"]["quantization"] == input_quantization
+    assert outputs["output_0"]["dtype"] == np.int8 and outputs["output_1"]["dtype"] == np.float32
+    assert outputs["output_0"]["quantization"] == quantization["output_0"]
+    # The DEQUANTIZE's float output maps back to the int8 values it read.
+    np.testing.assert_array_equal(got["output_0"],
+                                  _quantize(want["output_0"], quantization["output_0"]))
+    np.testing.assert_array_equal(got["output_1"], want["output_1"])
+    # The float image and feature tensors are gone (the head keeps its float softmax).
+    gone = set(_non_integer_tensors(tflite_model)) - set(_non_integer_tensors(rewritten))
+    assert len(gone) == 2 and not set(_non_integer_tensors(rewritten)) - set(
+        _non_integer_tensors(tflite_model))
+
+
+def test_int8_interfaces_requantize_an_input_fed_with_another_scale(two_output_int8):
+    """An int8 input fed with another quantization keeps a QUANTIZE, now int8 to int8: the
+    results are the float model's on the values fed, to within one int8 step."""
+    from kerasnets.export.int8_forms import int8_interfaces
+
+    tflite_model, calibration = two_output_int8
+    own = _litert(tflite_model)
+    quantize = next(op for op in own._get_ops_details() if op["op_name"] == "QUANTIZE")
+    scale, zero_point = own._get_tensor_details(quantize["outputs"][0], 0)["quantization"]
+    fed = (1.5 * scale, zero_point + 3)
+    rewritten, _ = int8_interfaces(tflite_model, ["images"], ["output_0"], {"images": fed})
+    assert [op["op_name"] for op in _litert(rewritten)._get_ops_details()].count("QUANTIZE") == 1
+    for x in calibration[:4]:
+        q = _quantize(x[None], fed)
+        want, _, _ = _signature_run(tflite_model,
+                                    {"images": fed[0] * (q.astype(np.float32) - fed[1])})
+        got, inputs, outputs = _signature_run(rewritten, {"images": q})
+        assert inputs["images"]["quantization"] == pytest.approx(fed)
+        out_scale, out_zero = outputs["output_0"]["quantization"]
+        np.testing.assert_allclose(out_scale * (got["output_0"].astype(np.float32) - out_zero),
+                                   want["output_0"], atol=1.01 * out_scale)
+
+
+def test_int8_interfaces_name_what_they_cannot_make_int8(two_output_int8):
+    from kerasnets.export.int8_forms import int8_interfaces
+
+    tflite_model, _ = two_output_int8
+    with pytest.raises(ValueError, match=r"'pixels' is not a signature input.*\['images'\]"):
+        int8_interfaces(tflite_model, ["pixels"])
+    with pytest.raises(ValueError, match="'output_1' is not written by a DEQUANTIZE"):
+        int8_interfaces(tflite_model, outputs=["output_1"])
+    with pytest.raises(ValueError, match="'output_9' is not a signature output"):
+        int8_interfaces(tflite_model, outputs=["output_9"])

@@ -11,6 +11,7 @@ import contextlib
 import os
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,11 @@ def convert(model, precision, representative_data=None, *, int8_io=False, hard_s
     check_hard_swish_form(hard_swish)
     converter = tflite_converter(model, precision, representative_data, int8_io=int8_io,
                                  progress=progress)
-    with _elapsed(f"converting {model.name} to {precision} TFLite", progress):
+    with _elapsed(f"converting {model.name} to {precision} TFLite", progress), \
+            warnings.catch_warnings():
+        # TF's calibrator builds a tf.lite.Interpreter for models with several inputs, which
+        # warns of its own deprecation: nothing a caller can act on.
+        warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated")
         tflite_model = converter.convert()
     if precision == "int8":
         tflite_model = postprocess_tflite(tflite_model, hard_swish=hard_swish)

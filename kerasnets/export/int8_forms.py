@@ -45,6 +45,9 @@ unfolded result (``s_mul``, ``s_add``: the MUL's and the ADD's output scales; 1 
 MobileNetV3). The ADD stays: the first convolution zero-pads after the rescaling, so its
 offset is no constant a convolution bias can take.
 
+``int8_interfaces`` makes chosen float inputs and outputs of an int8 model int8 (their
+``QUANTIZE``/``DEQUANTIZE`` removed), for models that hand tensors on to each other.
+
 Every int8 model comes back with a record of the forms written (``written_forms``), in the
 TFLite metadata entry ``kerasnets_int8_forms``. The module also reads and writes TFLite metadata
 entries (``add_metadata``, ``read_metadata``).
@@ -558,6 +561,131 @@ def postprocess_tflite(tflite_model, hard_swish="xnnpack", fold_constants=True):
     log.info("postprocess_tflite rewrote %s; forms %s", counts, forms)
     _set_metadata(model, FORMS_METADATA, json.dumps(forms).encode())
     return _pack(model)
+
+
+# Relative scale difference within which two int8 quantizations with the same zero point count
+# as one: a DEQUANTIZE with one and a QUANTIZE with the other give back every int8 value
+# (|q - zero_point| <= 255 and 255 * 1e-5 < 1/2 step), so int8 tensors pass between them as they
+# are. (Converters calibrate the two ends of a model boundary separately and write scales that
+# differ in the last float32 digits.)
+SAME_SCALE_RTOL = 1e-5
+
+
+def same_quantization(a, b):
+    """Returns whether int8 quantizations ``a`` and ``b`` (``(scale, zero_point)``) have the same
+    zero point and scales within ``SAME_SCALE_RTOL`` of each other."""
+    return a[1] == b[1] and abs(a[0] - b[0]) <= SAME_SCALE_RTOL * max(a[0], b[0])
+
+
+def _read_instead(sub, old, new):
+    """Makes every op that reads tensor ``old`` read tensor ``new``."""
+    for op in sub.graph.operators:
+        op.inputs = np.array([new if t == old else t for t in op.inputs], dtype=np.int32)
+
+
+def int8_interfaces(tflite_model, inputs=(), outputs=(), input_quantization=None):
+    """Returns ``(tflite bytes, {output name: (scale, zero_point)})``: the model with the float
+    signature inputs ``inputs`` and outputs ``outputs`` (signature names) made int8.
+
+    An int8 graph quantizes a float input with a ``QUANTIZE`` op and dequantizes an int8 result
+    into a float output with a ``DEQUANTIZE`` op. For the named ones the op goes and its int8
+    tensor becomes the signature's input or output: chained models (early-exit stages) then hand
+    int8 tensors on, without a float round trip (4x the bytes) between them. The returned dict
+    gives each named output's quantization (``real = scale * (q - zero_point)``).
+
+    Args:
+      tflite_model: an int8 ``.tflite`` model with one signature.
+      inputs: signature input names, each read only by ``QUANTIZE`` ops (one per quantization
+        its readers take).
+      outputs: signature output names, each written by a ``DEQUANTIZE``.
+      input_quantization: ``{input name: (scale, zero_point)}``, the quantization of the int8
+        tensors the caller will feed (the outputs of the model before; default: the first
+        ``QUANTIZE``'s). A ``QUANTIZE`` to that quantization (``same_quantization``) goes; the
+        others stay as int8-to-int8 requantizations from it.
+
+    Raises:
+      ValueError: a name that is not a signature input or output of that form.
+    """
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0)
+    (signature,) = model.signatureDefs
+    sub = _Subgraph(model, model.subgraphs[signature.subgraphIndex])
+    graph = sub.graph
+    input_maps = {_text(m.name): m for m in signature.inputs}
+    output_maps = {_text(m.name): m for m in signature.outputs}
+    input_quantization = dict(input_quantization or {})
+    dropped = []
+    for name in inputs:
+        if name not in input_maps:
+            raise ValueError(f"`inputs`: {name!r} is not a signature input; the inputs are "
+                             f"{sorted(input_maps)}")
+        tensor = input_maps[name].tensorIndex
+        readers = sub.consumers(tensor)
+        if (not readers or sub.tensors[tensor].type != _FLOAT32
+                or any(sub.op_code(op) != _OP.QUANTIZE for op in readers)):
+            raise ValueError(f"`inputs`: signature input {name!r} is not a float tensor read "
+                             "only by QUANTIZE ops")
+        fed = input_quantization.get(name, sub.quant(sub.tensors[int(readers[0].outputs[0])]))
+        same = [op for op in readers
+                if same_quantization(fed, sub.quant(sub.tensors[int(op.outputs[0])]))]
+        if same:
+            # The int8 input is that QUANTIZE's output, with its own scale: ops such as
+            # CONCATENATION require it to equal theirs exactly.
+            new_input = int(same[0].outputs[0])
+            for op in same[1:]:
+                _read_instead(sub, int(op.outputs[0]), new_input)
+            dropped.extend(same)
+        else:
+            new_input = sub.add_tensor(sub.name(tensor, "/int8"), sub.tensors[tensor], _INT8,
+                                       *fed)
+        for op in readers:  # the others requantize the int8 input
+            if all(op is not d for d in same):
+                op.inputs = np.array([new_input], dtype=np.int32)
+        graph.inputs = np.array([new_input if t == tensor else t for t in graph.inputs],
+                                dtype=np.int32)
+        input_maps[name].tensorIndex = new_input
+    quantizations = {}
+    for name in outputs:
+        if name not in output_maps:
+            raise ValueError(f"`outputs`: {name!r} is not a signature output; the outputs are "
+                             f"{sorted(output_maps)}")
+        tensor = output_maps[name].tensorIndex
+        writers = [op for op in graph.operators if tensor in list(op.outputs)]
+        if len(writers) != 1 or sub.op_code(writers[0]) != _OP.DEQUANTIZE:
+            raise ValueError(f"`outputs`: signature output {name!r} is not written by a "
+                             "DEQUANTIZE op")
+        quantized = int(writers[0].inputs[0])
+        if sub.tensors[quantized].type != _INT8:
+            raise ValueError(f"`outputs`: signature output {name!r} dequantizes no int8 tensor")
+        dropped.append(writers[0])
+        graph.outputs = np.array([quantized if t == tensor else t for t in graph.outputs],
+                                 dtype=np.int32)
+        output_maps[name].tensorIndex = quantized
+        quantizations[name] = sub.quant(sub.tensors[quantized])
+    graph.operators = [op for op in graph.operators if all(op is not d for d in dropped)]
+    _drop_unused_tensors(graph, signature)
+    return _pack(model), quantizations
+
+
+def _drop_unused_tensors(graph, signature):
+    """Removes the tensors of ``graph`` that no op, graph input or output reads or writes, and
+    renumbers the rest (in the ops, the graph and ``signature``)."""
+    used = set(int(t) for t in graph.inputs) | set(int(t) for t in graph.outputs)
+    for op in graph.operators:
+        used.update(int(t) for t in op.inputs if t >= 0)  # -1: an optional input left out
+        used.update(int(t) for t in op.outputs)
+    new_index = {old: new for new, old in enumerate(sorted(used))}
+
+    def renumber(indices):
+        return np.array([new_index[int(t)] if t >= 0 else -1 for t in indices], dtype=np.int32)
+
+    for op in graph.operators:
+        op.inputs, op.outputs = renumber(op.inputs), renumber(op.outputs)
+        if op.intermediates is not None and len(op.intermediates):
+            op.intermediates = renumber(op.intermediates)
+    graph.inputs, graph.outputs = renumber(graph.inputs), renumber(graph.outputs)
+    for entry in list(signature.inputs) + list(signature.outputs):
+        entry.tensorIndex = new_index[entry.tensorIndex]
+    graph.tensors = [graph.tensors[old] for old in sorted(used)]
 
 
 def written_forms(tflite_model):

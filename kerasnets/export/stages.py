@@ -30,7 +30,7 @@ from kerasnets.export.convert import check_writable_dir, convert, write_atomic
 from kerasnets.export.exit_policy import (
     Thresholds, check_thresholds, exit_outputs_are_probabilities, softmax,
 )
-from kerasnets.export.int8_forms import add_metadata, read_metadata
+from kerasnets.export.int8_forms import add_metadata, read_metadata, same_quantization
 from kerasnets.export.interpreter import load_interpreter
 
 # TensorFlow is imported where a Keras model is split, not on import: the command line over
@@ -98,6 +98,20 @@ def _check_export_args(model, precision, preprocessing, qat_model, representativ
     return source
 
 
+def _int8_features(tflite_model, stage, input_names, handed_on):
+    """Returns ``(tflite bytes, quantization of each feature output)`` of an int8 stage whose
+    feature inputs and outputs are int8 (``int8_forms.int8_interfaces``): each feature input
+    takes ``handed_on``, the quantization of the previous stage's matching output, so the int8
+    tensors pass from stage to stage as they are."""
+    from kerasnets.export.int8_forms import int8_interfaces
+
+    inputs = input_names if stage.index > 0 else []
+    outputs = [f"output_{i}" for i in range(len(stage.model.outputs) - 1)]
+    tflite_model, quantization = int8_interfaces(
+        tflite_model, inputs, outputs, dict(zip(inputs, handed_on)))
+    return tflite_model, [quantization[name] for name in outputs]
+
+
 def _write_stage(stage, tflite_model, input_names, out, identity, macs):
     """Returns the manifest entry of ``stage`` after writing its ``.tflite`` file, stamped with
     ``identity`` (fingerprint, stage number, model name) in its metadata, into ``out``."""
@@ -117,13 +131,13 @@ def _write_stage(stage, tflite_model, input_names, out, identity, macs):
 def export_stages(model: "keras.Model", out_dir: Union[str, Path], precision: str = "fp32", *,
                   preprocessing: str, qat_model: Optional["keras.Model"] = None,
                   representative_images: Optional[np.ndarray] = None,
-                  progress: bool = False) -> Path:
+                  int8_features: bool = True, progress: bool = False) -> Path:
     """Returns the path of the manifest after writing one ``.tflite`` file per stage of ``model``.
 
     Args:
       model: the float multi-exit Keras model (MACs and exit activations are read from it).
       out_dir: folder for ``stage{k}.tflite`` and ``early_exit.json`` (created if needed).
-      precision: ``"fp32"`` or ``"int8"`` (full-integer, float inputs and outputs).
+      precision: ``"fp32"`` or ``"int8"`` (full-integer; float image input and exit outputs).
       preprocessing: the ``kerasnets.data.preprocess`` mode of the model's inputs (recorded so
         that the runtime's users feed what the model expects).
       qat_model: for int8, the QAT model of ``model``
@@ -131,6 +145,10 @@ def export_stages(model: "keras.Model", out_dir: Union[str, Path], precision: st
         post-training quantization of ``model``.
       representative_images: for int8, preprocessed float32 images ``(n, rows, cols, 3)``:
         stage k is calibrated on the features that stages 1..k-1 (Keras) compute from them.
+      int8_features: for int8, hand the features from stage to stage as int8 tensors (default;
+        ``kerasnets.export.int8_forms.int8_interfaces``); False keeps the converter's float
+        feature inputs and outputs (a DEQUANTIZE at the end of each stage, a QUANTIZE at the
+        start of the next).
       progress: show a progress bar over the stages.
 
     Raises:
@@ -148,10 +166,13 @@ def export_stages(model: "keras.Model", out_dir: Union[str, Path], precision: st
     identity = {"fingerprint": fingerprint, "stages": len(stages), "model": model.name}
     features = None if precision != "int8" else [
         np.asarray(representative_images, dtype="float32")]
-    entries = []
+    entries, handed_on = [], []
     for stage in tqdm(stages, desc=f"exporting {precision} stages", disable=not progress,
                       leave=False):
         tflite_model, input_names = _convert_stage(stage.model, precision, features)
+        if precision == "int8" and int8_features:
+            tflite_model, handed_on = _int8_features(tflite_model, stage, input_names,
+                                                      handed_on)
         if precision == "int8" and stage.index < len(stages) - 1:
             # The next stage is calibrated on what this one passes on.
             features = _as_list(stage.model.predict(
@@ -161,6 +182,7 @@ def export_stages(model: "keras.Model", out_dir: Union[str, Path], precision: st
     manifest = {
         "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "model": model.name,
         "fingerprint": fingerprint, "precision": precision, "qat": qat_model is not None,
+        "features": "int8" if precision == "int8" and int8_features else "float32",
         "classes": int(model.outputs[-1].shape[-1]),
         "input_shape": list(model.input_shape[1:]), "preprocessing": preprocessing,
         "probabilities": exit_outputs_are_probabilities(model), "stages": entries,
@@ -225,8 +247,9 @@ def check_stage_file(tflite_model: bytes, manifest: dict, index: int,
 
 
 def _load_stage(path, manifest, index, num_threads):
-    """Returns ``(interpreter, input tensor indices, output tensor indices)`` of stage ``index``
-    read from ``path``, after checking it is the file exported as that stage."""
+    """Returns ``(interpreter, input details, output details)`` (the signature runner's, in the
+    manifest's order) of stage ``index`` read from ``path``, after checking it is the file
+    exported as that stage."""
     try:
         tflite_model = Path(path).read_bytes()
     except OSError as err:
@@ -236,8 +259,25 @@ def _load_stage(path, manifest, index, num_threads):
     runner = interpreter.get_signature_runner()
     inputs, outputs = runner.get_input_details(), runner.get_output_details()
     entry = manifest["stages"][index]
-    return (interpreter, [inputs[name]["index"] for name in entry["inputs"]],
-            [outputs[name]["index"] for name in entry["outputs"]])
+    return (interpreter, [inputs[name] for name in entry["inputs"]],
+            [outputs[name] for name in entry["outputs"]])
+
+
+def _check_hand_on(stages, paths):
+    """Raises ``ValueError`` unless each stage's feature outputs are what the next stage reads:
+    same dtype and, for int8, the same quantization (``int8_forms.same_quantization``: the
+    runtime hands the arrays on as they are)."""
+    for k in range(len(stages) - 1):
+        written, read = stages[k][2][:-1], stages[k + 1][1]
+        for out, inp in zip(written, read):
+            if out["dtype"] != inp["dtype"] or (
+                    np.issubdtype(out["dtype"], np.integer)
+                    and not same_quantization(out["quantization"], inp["quantization"])):
+                raise ValueError(
+                    f"stage file {str(paths[k + 1])!r} reads a {np.dtype(inp['dtype']).name} "
+                    f"feature quantized {inp['quantization']} where stage {k + 1} writes "
+                    f"{np.dtype(out['dtype']).name} quantized {out['quantization']}; export "
+                    "the stages again")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,8 +322,11 @@ class StagedRuntime:
                 f"{self.manifest['model']!r} in order; received {len(stage_files)} files"
             )
         check_positive_int("num_threads", num_threads)
-        self._stages = [_load_stage(path, self.manifest, index, num_threads)
-                        for index, path in enumerate(stage_files)]
+        stages = [_load_stage(path, self.manifest, index, num_threads)
+                  for index, path in enumerate(stage_files)]
+        _check_hand_on(stages, stage_files)
+        self._stages = [(interpreter, [d["index"] for d in inputs], [d["index"] for d in outputs])
+                        for interpreter, inputs, outputs in stages]
         self.num_exits = len(self._stages)
         self.macs = [int(e["macs"]) for e in entries]
         self._probabilities = bool(self.manifest["probabilities"])
