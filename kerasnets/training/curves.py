@@ -7,7 +7,7 @@ every run with a checkpoint directory; ``plot_learning_curves`` draws any such f
 import csv
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 LEARNING_CURVES_PNG = "learning_curves.png"
 
@@ -31,10 +31,30 @@ def read_metrics(metrics_csv: Union[str, Path]) -> Dict[str, List[float]]:
     return columns
 
 
+def curve_series(columns: Dict[str, List[float]]) -> Dict[str, List[Tuple[str, List[float]]]]:
+    """Returns ``{"loss": [(label, values)], "accuracy": [...]}``: the curves drawn from the
+    ``read_metrics`` columns. A metric is its own column, or for a model with several outputs
+    (early exits) one column per output, ``<output>_<metric>``; each with its validation
+    counterpart ``val_...`` where that has a value."""
+    series = {}
+    for metric in ("loss", "accuracy"):
+        keys = [metric] if metric in columns else sorted(
+            key for key in columns if key.endswith("_" + metric) and not key.startswith("val_"))
+        series[metric] = []
+        for key in keys:
+            output = "" if key == metric else key[:-len(metric) - 1] + ": "
+            for prefix, name in (("", "training (augmented)"), ("val_", "validation")):
+                values = columns.get(prefix + key)
+                if values and not all(math.isnan(v) for v in values):
+                    series[metric].append((output + name, values))
+    return series
+
+
 def plot_learning_curves(metrics_csv: Union[str, Path], png: Union[str, Path],
                          title: Optional[str] = None) -> Path:
     """Returns ``png`` after drawing the loss and accuracy of ``metrics_csv`` per epoch
-    (training and, where present, validation) into it.
+    (``curve_series``: training and, where present, validation; per output for a model with
+    several) into it.
 
     Raises ``ValueError`` as ``read_metrics``.
     """
@@ -46,15 +66,15 @@ def plot_learning_curves(metrics_csv: Union[str, Path], png: Union[str, Path],
     columns = read_metrics(metrics_csv)
     epochs = columns["epoch"]
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for axis, metric, label in ((axes[0], "loss", "loss (cross-entropy + weight decay)"),
-                                (axes[1], "accuracy", "top-1 accuracy")):
-        for prefix, name in (("", "training (augmented)"), ("val_", "validation")):
-            if prefix + metric in columns:
-                axis.plot(epochs, columns[prefix + metric], marker=".", label=name)
+    for axis, (metric, label) in zip(axes, (("loss", "loss (cross-entropy + weight decay)"),
+                                            ("accuracy", "top-1 accuracy"))):
+        for name, values in curve_series(columns)[metric]:
+            axis.plot(epochs, values, marker=".", label=name)
         axis.set_xlabel("epoch")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-        axis.legend()
+        if axis.get_lines():
+            axis.legend(fontsize="small")
     if title:
         figure.suptitle(title)
     png = Path(png)
