@@ -4,7 +4,8 @@ confident enough.
 ``export_stages`` splits a multi-exit Keras model (``kerasnets.export.stage_split``) and
 converts each stage with ``kerasnets.export.convert`` (fp32, or int8: post-training or from
 a QAT model) into one ``.tflite`` file per stage: stage k takes stage k-1's features and returns
-its own features and its exit's output. Beside the files, ``early_exit.json`` (the manifest) lists
+its own features and its exit's output (int8 stages hand the features on as int8 tensors, with
+no DEQUANTIZE/QUANTIZE between stages: ``kerasnets.export.int8_forms.int8_interfaces``). Beside the files, ``early_exit.json`` (the manifest) lists
 them with their sha256, MACs and tensor names, and the fingerprint of the model they came from;
 each file also carries that fingerprint and its stage number in its TFLite metadata
 (``kerasnets_early_exit``). ``StagedRuntime`` refuses a stage file that belongs to another model,
