@@ -16,6 +16,11 @@ fake-quant points (a value that lands near a rounding boundary in one runtime an
 it in the other moves one int8 step, and moves what follows) shows as a share that grows slowly
 with depth.
 
+Sub-model cuts also quantize the cut layer's output where the whole model may not. So the script
+then runs the whole int8 model (kerasnets' form and the plain converter's) with every tensor
+kept and, at each int8 tensor holding a QAT layer's output, counts how many int8 steps it is
+from the Keras value.
+
     python benchmarks/qat_tflite_drift.py                          # embedded CIFAR-10 subset
     python benchmarks/qat_tflite_drift.py --model mobilenet_v2 --input-size 32
 """
@@ -62,6 +67,55 @@ def drift_table(model, inputs, points):
     return rows
 
 
+def tensor_drift(qat_model, tflite_model, inputs):
+    """Returns ``{QAT layer name: (op, mean |difference| in int8 steps, share of values more than
+    half a step off, largest difference)}``, in graph order, for the int8 tensors of the whole
+    ``tflite_model`` (LiteRT's builtin kernels, every tensor kept) that hold a layer output of
+    ``qat_model``: the tensor's name carries the layer's name (the last such layer, for fused
+    ops), the shapes match, and the QAT output lies on the tensor's int8 grid (which leaves out
+    inner tensors of an op and tensors whose scale a rewrite changed)."""
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from kerasnets._keras import keras
+
+    interpreter = Interpreter(
+        model_content=tflite_model, experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    written = {t: op["op_name"] for op in interpreter._get_ops_details() for t in op["outputs"]}
+    tensors = [d for d in interpreter.get_tensor_details()
+               if d["index"] in written and d["dtype"] == np.int8]
+    layers = qat_model.layers[1:]
+    outputs = keras.Model(qat_model.input, [layer.output for layer in layers]).predict(
+        inputs, verbose=0)
+    values = {d["index"]: [] for d in tensors}
+    source = interpreter.get_input_details()[0]["index"]
+    for image in inputs:
+        interpreter.set_tensor(source, image[None])
+        interpreter.invoke()
+        for index, kept in values.items():
+            kept.append(interpreter.get_tensor(index)[0].copy())
+    drift = {}
+    for detail in sorted(tensors, key=lambda d: d["index"]):
+        named = [i for i, layer in enumerate(layers) if re.search(
+            r"(^|[/;])" + re.escape(layer.name) + r"([/;]|$)", detail["name"])]
+        if not named:
+            continue
+        want = outputs[max(named)]
+        got = np.stack(values[detail["index"]]).astype(np.float32)
+        scale, zero_point = detail["quantization"]
+        grid = want / scale + zero_point
+        if want.shape != got.shape or np.mean(np.abs(grid - np.round(grid))) > 0.01:
+            continue
+        steps = np.abs(got - grid)
+        drift.setdefault(layers[max(named)].name, (
+            written[detail["index"]], float(steps.mean()), float(np.mean(steps > 0.5)),
+            float(steps.max())))
+    return drift
+
+
 def run(args):
     """Returns the printed report (text) of one run of the script."""
     from kerasnets import data
@@ -97,6 +151,11 @@ def run(args):
         tflite_model = export.convert(qat_model, precision, inputs)
         agreements[precision] = export.agreement(
             export.tflite_predict(tflite_model, inputs), keras_outputs)
+    from kerasnets.export.convert import tflite_converter
+
+    forms = {"kerasnets int8": export.convert(qat_model, "int8", inputs),
+             "plain converter int8": tflite_converter(qat_model, "int8", inputs).convert()}
+    drifts = {name: tensor_drift(qat_model, model, inputs) for name, model in forms.items()}
     rows = drift_table(qat_model, inputs, args.points)
 
     start = f"weights {args.weights}" if args.weights else f"{epochs} epochs"
@@ -118,6 +177,20 @@ def run(args):
         (fp32_rms, fp32_share), (int8_rms, int8_share) = measured["fp32"], measured["int8"]
         lines.append(f"{index:>5}  {name.ljust(width)}  {kind:<22}  {fp32_rms:8.4f}  "
                      f"{100 * fp32_share:8.1f}  {int8_rms:8.4f}  {100 * int8_share:8.1f}")
+    lines += ["", "Keras QAT vs the whole int8 model, at each tensor that holds a QAT layer's "
+              "output (mean |difference| in int8 steps, share of values more than half a step "
+              "off, largest):"]
+    names = [n for n in drifts["plain converter int8"] if n in drifts["kerasnets int8"]]
+    width = max([len(n) for n in names] + [5])
+    lines.append(f"{'layer'.ljust(width)}  {'op':<18}  " + "  ".join(
+        f"{form + ': steps, off %, max':>36}" for form in drifts))
+    for name in names:
+        cells = []
+        for form in drifts:
+            _, mean, share, largest = drifts[form][name]
+            cells.append(f"{mean:>20.3f} {100 * share:>7.1f} {largest:>6.0f}")
+        lines.append(f"{name.ljust(width)}  {drifts['plain converter int8'][name][0]:<18}  "
+                     + "  ".join(f"{c:>36}" for c in cells))
     return "\n".join(lines)
 
 
