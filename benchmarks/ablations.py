@@ -96,8 +96,8 @@ def train_run(model: str, kwargs: Dict, seed: int, args: argparse.Namespace,
     run_dir = args.work / run_name(model, kwargs, seed)
     result_path = run_dir / RESULT
     setup = {"epochs": args.epochs, "input_size": args.input_size,
-             "train_images": train_source.num_examples, "test_images": test_source.num_examples,
-             "threads": args.threads}
+             "bn_momentum": args.bn_momentum, "train_images": train_source.num_examples,
+             "test_images": test_source.num_examples, "threads": args.threads}
     if result_path.is_file():
         LOG.info("%s: finished earlier, reading %s", run_dir.name, result_path)
         result = json.loads(result_path.read_text())
@@ -121,7 +121,8 @@ def train_run(model: str, kwargs: Dict, seed: int, args: argparse.Namespace,
         trained = fit(model, train_input, test_source, recipe=recipe, epochs=args.epochs,
                       strategy="default", checkpoint_dir=run_dir,
                       resume=args.resume and (run_dir / "run.json").is_file(),
-                      model_kwargs=kwargs, seed=seed, verbose=2).model
+                      model_kwargs=kwargs, seed=seed, bn_momentum=args.bn_momentum,
+                      verbose=2).model
     except AlreadyComplete:
         # Training finished but the measurements did not: rebuild from the final weights.
         trained = create_model(model, input_shape=(args.input_size, args.input_size, 3),
@@ -186,8 +187,11 @@ def format_table(results: Dict[str, List[List[Dict]]]) -> str:
     int8 dot-product flags, one row per network (top-1 per seed and their mean)."""
     first = next(iter(results.values()))[0][0]
     lines = [
-        f"{host_cpu_line()}. CIFAR-10, {first['train_images']:,} training images, {first['epochs']} epochs at "
-        f"{first['input_size']}x{first['input_size']}; top-1 on {first['test_images']:,} test "
+        f"{host_cpu_line()}. CIFAR-10, {first['train_images']:,} training images, "
+        f"{first['epochs']} epochs at {first['input_size']}x{first['input_size']}"
+        + (f", BatchNormalization momentum {first['bn_momentum']}"
+           if first.get("bn_momentum") is not None else "")
+        + f"; top-1 on {first['test_images']:,} test "
         "images; median latency of one image, LiteRT + XNNPACK, "
         f"{first['threads']} thread(s).",
         "",
@@ -229,6 +233,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="batch size (MobileNetV2 sec. 6.1's 96; default: %(default)s)")
     parser.add_argument("--recipe", choices=recipes.list_recipes(), default=None,
                         help="training recipe (default: the model family's)")
+    parser.add_argument("--bn-momentum", type=float, default=None, metavar="M",
+                        help="BatchNormalization momentum of every run (fit's bn_momentum; "
+                             "default: the builders' 0.999)")
     parser.add_argument("--train-limit", type=int, default=None, metavar="N",
                         help="train on a random subset of N images (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
@@ -255,6 +262,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1; received {value}")
     if any(s < 0 for s in args.seeds):
         parser.error(f"--seeds must be >= 0; received {args.seeds}")
+    if args.bn_momentum is not None and not 0 < args.bn_momentum < 1:
+        parser.error(f"--bn-momentum must be in (0, 1); received {args.bn_momentum}")
     if args.close_margin < 0 or args.latency_secs <= 0:
         parser.error("--close-margin must be >= 0 and --latency-secs > 0")
     if args.train.suffix == ".zip" and args.train.is_file():

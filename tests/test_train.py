@@ -522,3 +522,30 @@ def test_the_library_does_not_import_the_command_line():
                  for alias in node.names]
         names += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
         assert not [n for n in names if n.startswith("kerasnets.cli")], path
+
+
+def test_bn_momentum_sets_every_batchnorm_and_is_recorded(folder, tmp_path):
+    """One step from zero moving means: moving_mean = (1 - momentum) * batch mean, so the same
+    first batch leaves 10x the moving mean with momentum 0.9 that it leaves with 0.99 (the
+    BatchNormalization update rule). A nested model's BatchNormalization is set too."""
+    data = loader.Input(loader.open_source(folder), 32, "tf", 8, steps_per_epoch=1, seed=0)
+
+    def nested():
+        inner = tiny_model()
+        inputs = layers.Input((32, 32, 3))
+        return keras.Model(inputs, inner(inputs))
+
+    means = {}
+    for momentum in (0.9, 0.99):
+        result = train.fit(nested, data, epochs=1, seed=0, verbose=0, bn_momentum=momentum,
+                           checkpoint_dir=tmp_path / str(momentum))
+        bn = result.model.layers[1].get_layer("bn")
+        assert bn.momentum == momentum
+        means[momentum] = bn.moving_mean.numpy()
+        run = json.loads((tmp_path / str(momentum) / "run.json").read_text())
+        assert run["settings"]["bn_momentum"] == momentum
+    np.testing.assert_allclose(means[0.9], 10 * means[0.99], rtol=1e-4, atol=1e-7)
+    assert np.abs(means[0.9]).max() > 0
+    for bad in (0, 1, 1.5, "0.9"):
+        with pytest.raises(ValueError, match="`bn_momentum` must be a number in \\(0, 1\\)"):
+            train.fit(tiny_model(), data, epochs=1, verbose=0, bn_momentum=bad)

@@ -100,6 +100,9 @@ def build_parser(prog: str = "kerasnets train") -> argparse.ArgumentParser:
     add("--strategy", default="auto", choices=STRATEGIES, help="tf.distribute strategy "
         "(default: %(default)s)")
     add("--tpu", help="TPU name or address for --strategy tpu (default: $TPU_NAME or local)")
+    add("--bn-momentum", type=float, metavar="M",
+        help="momentum of every BatchNormalization's moving statistics, in (0, 1) (default: the "
+             "model's; 0.9 for short CIFAR runs at rate 0.1, see kerasnets.training.fit.fit)")
     add("--mixed-precision", action="store_true",
         help="mixed float16 (GPU) / bfloat16 (TPU, CPU) computation")
     add("--qat", action="store_true",
@@ -173,7 +176,8 @@ def run(args: argparse.Namespace) -> FitResult:
     return fit(args.model, train, eval_source, recipe=recipe, epochs=args.epochs,
                strategy=strategy, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
                qat=args.qat, learning_rate=args.lr, model_kwargs=model_kwargs,
-               mixed_precision=args.mixed_precision, save_freq=args.save_freq, seed=args.seed,
+               mixed_precision=args.mixed_precision, bn_momentum=args.bn_momentum,
+               save_freq=args.save_freq, seed=args.seed,
                tensorboard=args.tensorboard,
                settings={"eval_data": eval_source.description if eval_source else None})
 
