@@ -133,6 +133,24 @@ def test_missing_or_empty_folders_raise(tmp_path, make, message):
         data.load_image_folder(make(tmp_path), 32, progress=False)
 
 
+def test_a_folder_of_splits_names_the_split_to_give(tmp_path):
+    """A folder or zip whose sub-folders are splits (train/<class>/...) holds no class folder of
+    images itself: the error names the split path to give instead."""
+    import re
+    import zipfile
+
+    archive = tmp_path / "splits.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:  # no directory entries, as many zips
+        for split in ("test", "train"):
+            zipped.writestr(f"{split}/cat/0001.jpg", b"not read")
+    with pytest.raises(ValueError, match=r"sub-folders \['test', 'train'\] .*'"
+                       + re.escape(f"{archive}:train") + "'"):
+        data.load_image_folder(archive, 32, progress=False)
+    (tmp_path / "folder" / "train" / "cat").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"sub-folders \['train'\] .*folder/train'"):
+        data.load_image_folder(tmp_path / "folder", 32, progress=False)
+
+
 def test_folder_of_only_undecodable_files_raises(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.jpg").write_bytes(b"garbage")

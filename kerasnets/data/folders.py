@@ -225,13 +225,32 @@ def _members(source):
     return str(root), classes
 
 
+def _zip_subfolders(source):
+    """Returns the sorted names of the folders directly under a ``ZipFolder`` (a zip need not
+    list its folders as members: they show in the paths of deeper files); [] for a folder."""
+    if not isinstance(source, ZipFolder):
+        return []
+    prefix = source.folder.strip("/") + "/" if source.folder.strip("/") else ""
+    with zipfile.ZipFile(source.zip_path) as archive:
+        return sorted({name[len(prefix):].split("/")[0] for name in archive.namelist()
+                       if name.startswith(prefix) and name[len(prefix):].count("/") >= 1})
+
+
 def _classes(source):
     """Returns ``_members(source)``; raises ``ValueError`` when it holds no class with files."""
     description, classes = _members(source)
     if not any(classes.values()):
+        hint = ""
+        folders = sorted(classes) or _zip_subfolders(source)
+        if folders:  # sub-folders without images: a folder of splits (train/, test/) perhaps
+            first = "train" if "train" in folders else folders[0]
+            example = (f"{source.zip_path}:{first}" if isinstance(source, ZipFolder)
+                       else str(Path(source) / first))
+            hint = (f"; its sub-folders {folders} hold no images themselves: if they "
+                    f"are splits, give one of them, e.g. {example!r}")
         raise ValueError(
             f"image folder {description!r} is empty: it needs one sub-folder of images per "
-            "class, e.g. train/cat/0001.jpg"
+            f"class, e.g. train/cat/0001.jpg{hint}"
         )
     return description, classes
 
