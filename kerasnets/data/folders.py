@@ -138,7 +138,7 @@ def zip_folder(spec: Union[str, Path, ZipFolder]) -> Optional[ZipFolder]:
             names = handle.namelist()
     except (OSError, zipfile.BadZipFile) as err:
         raise ValueError(f"cannot read the zip file {archive}: {err}") from err
-    tops = sorted({name.split("/", 1)[0] for name in names if "/" in name.strip("/")})
+    tops = _top_folders(names)
     if folder is None:
         loose = [name for name in names if "/" not in name.strip("/") and not name.endswith("/")]
         folder = tops[0] if len(tops) == 1 and not loose else ""
@@ -225,15 +225,20 @@ def _members(source):
     return str(root), classes
 
 
+def _top_folders(names, prefix=""):
+    """Returns the sorted names of the folders directly under ``prefix`` among zip member
+    ``names`` (a zip need not list its folders as members: they show in deeper paths)."""
+    return sorted({name[len(prefix):].split("/", 1)[0] for name in names
+                   if name.startswith(prefix) and "/" in name[len(prefix):].strip("/")})
+
+
 def _zip_subfolders(source):
-    """Returns the sorted names of the folders directly under a ``ZipFolder`` (a zip need not
-    list its folders as members: they show in the paths of deeper files); [] for a folder."""
+    """Returns ``_top_folders`` of a ``ZipFolder``'s folder; [] for a folder on disk."""
     if not isinstance(source, ZipFolder):
         return []
     prefix = source.folder.strip("/") + "/" if source.folder.strip("/") else ""
     with zipfile.ZipFile(source.zip_path) as archive:
-        return sorted({name[len(prefix):].split("/")[0] for name in archive.namelist()
-                       if name.startswith(prefix) and name[len(prefix):].count("/") >= 1})
+        return _top_folders(archive.namelist(), prefix)
 
 
 def _classes(source):
