@@ -76,3 +76,64 @@ def test_removing_a_kind_keeps_every_other_op_alive(v3_block, kind):
         # Only a removed SE scale leaves ops unread: the SE branch (MEAN, 2 convs, gate).
         assert live == ops or kind == "SE scale"
         assert xnnpack_partitions(removed_from) == 1
+
+
+def _run_all_tensors(blob, feeds=None):
+    """Runs ``blob`` on LiteRT's builtin kernels keeping every tensor; returns the interpreter."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(
+        model_content=blob, experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    rng = np.random.default_rng(1)
+    for detail in interpreter.get_input_details():
+        value = (feeds or {}).get(detail["index"])
+        if value is None:
+            value = rng.uniform(0, 255, detail["shape"]).astype(detail["dtype"])
+        interpreter.set_tensor(detail["index"], value)
+    interpreter.invoke()
+    return interpreter
+
+
+def test_each_single_op_model_computes_its_op(v3_block):
+    """Every copy of an op alone, fed the op's inputs from a run of the whole model, writes
+    the value the whole model wrote at that op's output."""
+    for blob in v3_block:
+        graph = schema.ModelT.InitFromPackedBuf(bytearray(blob), 0).subgraphs[0]
+        whole = _run_all_tensors(blob)
+        for position, op in enumerate(graph.operators):
+            alone = int8_profile.single_op_model(blob, position, copies=2)
+            alone_graph = schema.ModelT.InitFromPackedBuf(bytearray(alone), 0).subgraphs[0]
+            assert len(alone_graph.operators) == 2
+            feeds = {int(i): whole.get_tensor(int(i)) for i in alone_graph.inputs}
+            ran = _run_all_tensors(alone, feeds)
+            expected = whole.get_tensor(int(op.outputs[0]))
+            for out in alone_graph.outputs:
+                np.testing.assert_array_equal(ran.get_tensor(int(out)), expected)
+            assert xnnpack_partitions(alone) <= 1
+
+
+def test_per_op_groups_by_geometry_and_kind(v3_block):
+    _, int8 = v3_block
+    rows = int8_profile.per_op(int8, threads=1, runs=2, warmup=0, copies=2)
+    graph = schema.ModelT.InitFromPackedBuf(bytearray(int8), 0).subgraphs[0]
+    assert [r[0] for r in rows] == list(range(len(graph.operators)))
+    labels = [r[1] for r in rows]
+    # the stem 3x3/s2 conv, the 1x1 convs (expansion, projection, SE), the stride-1 3x3
+    # depthwise, the hard-swish MULs, the SE broadcast MUL, the residual ADD.
+    assert labels.count("CONV_2D 3x3/s2") == 1
+    assert labels.count("DEPTHWISE_CONV_2D 3x3/s1") == 1
+    assert labels.count("CONV_2D 1x1/s1") == 4
+    assert labels.count("MUL (SE scale)") == 1 and labels.count("residual ADD") == 1
+    assert labels.count("MUL (hard-swish)") == 3
+    text = int8_profile.format_per_op({"int8": rows}, {"int8": 1.0}, top=3)
+    assert "| CONV_2D 3x3/s2 | 1, " in text and text.count("\n| ") >= 3
+
+
+@pytest.mark.parametrize("argv", [["--copies", "1"], ["--runs", "0"], ["--method", "x"]])
+def test_profile_rejects_bad_arguments(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        int8_profile.main(argv)
+    assert exit_info.value.code == 2
+    assert argv[0] in capsys.readouterr().err
